@@ -1,0 +1,294 @@
+"""Ray adapters: the per-org named actors, the gateway the ingress uses, and CPU tasks.
+
+Each actor builds its core object (restoring from its SQLite file) and
+delegates; every Ray option lives in :func:`actor_options`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ray
+from ray import serve
+from ray.exceptions import RayActorError
+
+from .config import NAMESPACE, Settings
+from .errors import AIError, AITimeout, LinkprocError
+from .events import NewEvent, PullResult, PushResult
+from .pipeline.enricher import Enricher, Lanes
+from .pipeline.extractive import ExtractiveSummarizer
+from .pipeline.fetch import Fetcher, FetchLimits
+from .pipeline.ssrf import FetchPolicy
+from .pipeline.summarize import FallbackSummarizer, Summarizer, Summary, SummaryRequest
+from .processor import LinkProcessor, ProcessorSettings
+from .store import EventStore
+from .sync_backend import SyncBackend
+from .types import JSON
+
+log = logging.getLogger(__name__)
+
+
+def backend_name(org: str) -> str:
+    return f"sync-backend:{org}"
+
+
+def processor_name(org: str) -> str:
+    return f"link-processor:{org}"
+
+
+def actor_options(name: str, settings: Settings) -> dict[str, Any]:
+    """The one place that says how org actors live: named, detached, restarted forever."""
+    return {
+        "name": name,
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "get_if_exists": True,
+        "max_restarts": -1,
+        "num_cpus": settings.actor_num_cpus,
+        "max_concurrency": 1000,
+    }
+
+
+class _SingleFlight:
+    """Runs an async start-up once per actor life, however many calls race to it."""
+
+    def __init__(self, start: Callable[[], Awaitable[None]]) -> None:
+        self._start = start
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> None:
+        if self._task is None or (self._task.done() and self._task.exception() is not None):
+            self._task = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._task)
+
+
+@ray.remote
+class SyncBackendActor:
+    """``sync-backend:<org>``: the org's log, restored from ``backend.sqlite``."""
+
+    def __init__(self, org: str, settings: dict[str, Any]) -> None:
+        self.org = org
+        self.settings = Settings(**settings)
+        store = EventStore(self.settings.org_dir(org) / "backend.sqlite")
+        self.core = SyncBackend(store, poke=self._poke, session_id=f"{org}:{int(time.time())}")
+        self._ready = _SingleFlight(self.core.start)
+        self._processor = NamedActor(lambda: processor_handle(org, self.settings))
+
+    async def _poke(self) -> None:
+        await self._processor.call("poke")
+
+    async def push(self, parent: int, events: list[NewEvent]) -> PushResult:
+        await self._ready()
+        return await self.core.push(parent, events)
+
+    async def pull(self, after: int = 0, limit: int = 1000, wait: float = 0.0) -> PullResult:
+        await self._ready()
+        return await self.core.pull(after, limit, wait)
+
+    async def append(self, names_and_args: list[tuple[str, JSON]]) -> PushResult:
+        await self._ready()
+        return await self.core.append(names_and_args)
+
+    async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]:
+        await self._ready()
+        return await self.core.create_link(url, domain, source, link_id)
+
+    async def get_link(self, link_id: str) -> JSON | None:
+        await self._ready()
+        return await self.core.get_link(link_id)
+
+    async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
+        await self._ready()
+        return await self.core.list_links(**kwargs)
+
+    async def stats(self) -> JSON:
+        await self._ready()
+        return {"head": self.core.head, "followers": self.core.followers, "commits": self.core.commits}
+
+
+@ray.remote
+class LinkProcessorActor:
+    """``link-processor:<org>``: the org's processor, restored from ``processor.sqlite``."""
+
+    def __init__(self, org: str, settings: dict[str, Any]) -> None:
+        self.org = org
+        self.settings = Settings(**settings)
+        s = self.settings
+        fetcher = Fetcher(
+            FetchPolicy.from_allow_list(s.fetch_allow_hosts),
+            FetchLimits(total_timeout=s.fetch_timeout, max_bytes=s.fetch_max_bytes, max_redirects=s.fetch_max_redirects),
+        )
+        enricher = Enricher(
+            fetcher,
+            summarizer_for(s),
+            run_cpu=cpu_runner(s.parse_num_cpus),
+            lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency),
+        )
+        self.core = LinkProcessor(
+            EventStore(s.org_dir(org) / "processor.sqlite", keep_log=False),
+            ActorBackend(org, s),
+            enricher,
+            client_id=processor_name(org),
+            settings=ProcessorSettings(max_attempts=s.max_attempts, sweep_interval=s.sweep_interval),
+        )
+
+    async def poke(self) -> None:
+        await self.core.poke()
+
+    async def catch_up(self) -> int:
+        await self.core.ensure_booted()
+        return await self.core.catch_up()
+
+    async def stats(self) -> JSON:
+        await self.core.ensure_booted()
+        return {
+            "head": self.core.head,
+            "in_flight": self.core.in_flight,
+            "session_id": self.core.session_id,
+            "session_restarts": self.core.session_restarts,
+            "store_opens": EventStore.opened,
+        }
+
+
+def backend_handle(org: str, settings: Settings) -> Any:
+    """The org's backend actor, created from its files if it is not running."""
+    return SyncBackendActor.options(**actor_options(backend_name(org), settings)).remote(  # type: ignore[attr-defined]
+        org, settings.to_actor_args()
+    )
+
+
+def processor_handle(org: str, settings: Settings) -> Any:
+    """The org's processor actor, created from its files if it is not running."""
+    return LinkProcessorActor.options(**actor_options(processor_name(org), settings)).remote(  # type: ignore[attr-defined]
+        org, settings.to_actor_args()
+    )
+
+
+class NamedActor:
+    """A cached handle to a named org actor, re-fetched (and so re-created) when it died.
+
+    Callers retry on a handle to an actor that just exited (idle eviction) or
+    is restarting; the handle is looked up again, which creates the actor
+    from its files if it is gone.
+    """
+
+    def __init__(self, lookup: Callable[[], Any], *, attempts: int = 3, delay: float = 0.5) -> None:
+        self._lookup = lookup
+        self._handle: Any = None
+        self._attempts = attempts
+        self._delay = delay
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(self._attempts):
+            if self._handle is None:
+                self._handle = self._lookup()
+            try:
+                return await getattr(self._handle, method).remote(*args, **kwargs)
+            except RayActorError:
+                self._handle = None
+                if attempt == self._attempts - 1:
+                    raise
+                log.info("actor unavailable for %s; retrying (%d)", method, attempt + 1)
+                await asyncio.sleep(self._delay * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+class ActorBackend:
+    """An org's backend actor behind the core's :class:`OrgBackend` protocol."""
+
+    def __init__(self, org: str, settings: Settings) -> None:
+        self._actor = NamedActor(lambda: backend_handle(org, settings))
+
+    async def push(self, parent: int, events: list[NewEvent]) -> PushResult:
+        result: PushResult = await self._actor.call("push", parent, events)
+        return result
+
+    async def pull(self, after: int = 0, limit: int = 1000, wait: float = 0.0) -> PullResult:
+        result: PullResult = await self._actor.call("pull", after, limit, wait)
+        return result
+
+    async def append(self, names_and_args: list[tuple[str, JSON]]) -> PushResult:
+        result: PushResult = await self._actor.call("append", names_and_args)
+        return result
+
+    async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]:
+        result: tuple[JSON, bool] = await self._actor.call("create_link", url, domain, source, link_id)
+        return result
+
+    async def get_link(self, link_id: str) -> JSON | None:
+        result: JSON | None = await self._actor.call("get_link", link_id)
+        return result
+
+    async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
+        result: tuple[list[JSON], int | None] = await self._actor.call("list_links", **kwargs)
+        return result
+
+
+class RayGateway:
+    """The ingress's view of the cluster: one :class:`ActorBackend` per org."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._backends: dict[str, ActorBackend] = {}
+
+    async def backend(self, org: str) -> ActorBackend:
+        if org not in self._backends:
+            self._backends[org] = ActorBackend(org, self.settings)
+        return self._backends[org]
+
+
+@ray.remote(max_retries=1)
+def _run_cpu_task(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def cpu_runner(num_cpus: float) -> Callable[..., Awaitable[Any]]:
+    """Run CPU-heavy steps as stateless Ray tasks spread over the cluster's CPUs."""
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        ref = _run_cpu_task.options(num_cpus=num_cpus).remote(fn, *args)
+        try:
+            return await ref
+        except asyncio.CancelledError:
+            ray.cancel(ref, force=True)
+            raise
+
+    return run
+
+
+class ServeSummarizer:
+    """The summarizer Serve deployment behind the core :class:`Summarizer` protocol."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model = f"serve:{settings.summarizer_deployment}"
+        self._handle: Any = None
+
+    async def summarize(self, request: SummaryRequest) -> Summary:
+        if self._handle is None:
+            self._handle = serve.get_deployment_handle(
+                self.settings.summarizer_deployment, app_name=self.settings.serve_app_name
+            )
+        try:
+            result: Summary = await asyncio.wait_for(
+                self._handle.summarize.remote(request), self.settings.summarizer_timeout
+            )
+        except TimeoutError:
+            raise AITimeout(f"no summary within {self.settings.summarizer_timeout:.0f} s") from None
+        except LinkprocError:
+            raise
+        except ray.exceptions.RayError as exc:
+            raise AIError(f"summarizer deployment failed: {exc}") from exc
+        return result
+
+
+def summarizer_for(settings: Settings) -> Summarizer:
+    """The processor's summarizer: the Serve deployment, with the extractive fallback for models."""
+    remote = ServeSummarizer(settings)
+    if settings.summarizer == "extractive":
+        return remote
+    return FallbackSummarizer(remote, ExtractiveSummarizer(), timeout=settings.summarizer_timeout)

@@ -1,0 +1,112 @@
+"""All settings in one typed object, read from ``LINKPROC_*`` environment variables.
+
+The ingress reads them once and hands them, as plain data, to every actor it
+creates, so a cluster runs with one consistent configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+NAMESPACE = "linkproc"
+"""The Ray namespace of every named actor this project creates."""
+
+
+class Settings(BaseSettings):
+    """Every tunable of the system; a wrong value fails at start naming the setting."""
+
+    model_config = SettingsConfigDict(env_prefix="LINKPROC_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".linkproc"), description="Where each org's SQLite files live.")
+    jwt_secret: str | None = Field(default=None, description="HS256 secret; generated under data_dir if unset.")
+    jwt_algorithms: str = Field(default="HS256", description="Comma-separated accepted JWT algorithms.")
+    jwt_public_key_file: Path | None = Field(default=None, description="PEM public key for RS256/ES256.")
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    fetch_allow_hosts: str = Field(default="", description="Comma-separated host or host:port the SSRF guard opens.")
+    fetch_timeout: float = Field(default=15.0, gt=0)
+    fetch_max_bytes: int = Field(default=5_000_000, gt=0)
+    fetch_max_redirects: int = Field(default=5, ge=0, le=20)
+    fetch_concurrency: int = Field(default=8, ge=1)
+    summarize_concurrency: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    idle_ttl: float = Field(default=600.0, gt=0, description="Seconds an idle org actor lives on.")
+    sweep_interval: float = Field(default=30.0, gt=0)
+    summarizer: Literal["extractive", "vllm", "openai"] = "extractive"
+    summarizer_deployment: str = Field(default="Summarizer", description="Serve deployment name of the summarizer.")
+    summarizer_timeout: float = Field(default=30.0, gt=0)
+    serve_app_name: str = "linkproc"
+    actor_num_cpus: float = Field(default=0.05, ge=0, le=1, description="CPU share reserved per org actor.")
+    parse_num_cpus: float = Field(default=0.5, gt=0, le=8, description="CPU share of one parsing task.")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Actors run in other processes with other working directories.
+        return value.expanduser().resolve()
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_algorithms(cls, value: str) -> str:
+        algorithms = [a.strip() for a in value.split(",") if a.strip()]
+        allowed = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
+        bad = [a for a in algorithms if a not in allowed]
+        if not algorithms or bad:
+            raise ValueError(f"unsupported JWT algorithm(s) {bad or value!r}; choose from {sorted(allowed)}")
+        return ",".join(algorithms)
+
+    @property
+    def algorithms(self) -> list[str]:
+        return self.jwt_algorithms.split(",")
+
+    def org_dir(self, org: str) -> Path:
+        return self.data_dir / "orgs" / org
+
+    def to_actor_args(self) -> dict[str, Any]:
+        """The settings as plain data for an actor's constructor."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raises :class:`ConfigError` naming a bad one."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"LINKPROC_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The HS256 secret: configured, else generated once and kept (0600) under the data dir."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = settings.data_dir / "jwt_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # Write aside, then link into place: the file appears whole or not at all,
+    # and if another process won the race everyone uses its secret.
+    scratch = path.with_name(f".jwt_secret.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    try:
+        os.link(scratch, path)
+    except FileExistsError:
+        secret = path.read_text().strip()
+    finally:
+        scratch.unlink()
+    return secret

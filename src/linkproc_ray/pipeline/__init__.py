@@ -1,0 +1,1 @@
+"""Enrichment steps: fetch, parse (metadata + readable text), summarize."""

@@ -1,0 +1,386 @@
+"""The link processor: a replica of one org's log that finds its work in state.
+
+"I wake up when poked, but I don't trust the poker. I look at the world
+(state) and decide what to do." A poke carries no data; after every applied
+batch, every poke and every sweep the processor recomputes the pending links
+from its own tables, and the backend's parent check makes each decision safe
+against anything that happened meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from . import queries
+from .errors import LinkprocError, ServerAhead
+from .events import Event, NewEvent, PullResult, PushResult, make, new_id, utc_now
+from .pipeline.enricher import Enricher
+from .pipeline.summarize import SummaryRequest
+from .store import EventStore
+from .types import JSON
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal"
+INTERRUPTED = "interrupted"
+
+
+class BackendPort(Protocol):
+    """What the processor needs from its org's sync backend."""
+
+    async def push(self, parent: int, events: list[NewEvent]) -> PushResult: ...
+
+    async def pull(self, after: int = 0, limit: int = 1000, wait: float = 0.0) -> PullResult: ...
+
+
+class LinkGone(Exception):
+    """The link was deleted: the decision to write about it no longer holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    """Tunables of one processor."""
+
+    max_attempts: int = 3
+    pull_wait: float = 20.0
+    pull_page: int = 1000
+    sweep_interval: float = 30.0
+    retry_backoff: float = 0.5
+
+
+class LinkProcessor:
+    """Follows the org's log, processes each pending link once, and pushes the outcome.
+
+    :param store: the processor's own replica (``processor.sqlite``), no log kept.
+    :param backend: the org's sync backend.
+    :param enricher: the fetch / parse / summarize steps with their lanes.
+    :param client_id: written into every event the processor makes.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        backend: BackendPort,
+        enricher: Enricher,
+        *,
+        client_id: str,
+        settings: ProcessorSettings = ProcessorSettings(),
+        on_event: Callable[[str, JSON], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.enricher = enricher
+        self.client_id = client_id
+        self.settings = settings
+        self.session_id = ""
+        self._on_event = on_event or (lambda kind, data: None)
+        self._boot: asyncio.Task[None] | None = None
+        self._session: asyncio.Task[None] | None = None
+        self._apply_lock = asyncio.Lock()
+        self._commit_lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self.session_restarts = 0
+        self.last_activity = time.monotonic()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def ensure_booted(self) -> None:
+        """Open the store and start the live session, once per life (single-flight)."""
+        if self._boot is None or (self._boot.done() and self._boot.exception() is not None):
+            self._boot = asyncio.create_task(self._do_boot())
+        await asyncio.shield(self._boot)
+
+    async def _do_boot(self) -> None:
+        await self.store.open()
+        session = await self.store.get_meta("session_id")
+        if session is None:
+            session = new_id()
+            await self.store.set_meta("session_id", session)
+        self.session_id = session
+        self._session = asyncio.create_task(self._supervise(), name="processor-session")
+
+    async def poke(self) -> None:
+        """Wake up and look at the world; the poke itself says nothing."""
+        await self.ensure_booted()
+        self.last_activity = time.monotonic()
+        self._dirty.set()
+
+    async def stop(self) -> None:
+        """Cancel the session and every link in flight; their status stays pending."""
+        if self._session is not None:
+            self._session.cancel()
+            await asyncio.gather(self._session, return_exceptions=True)
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.store.close()
+
+    @property
+    def head(self) -> int:
+        """The processor's cursor: the last seq applied to its replica."""
+        return self.store.head
+
+    @property
+    def in_flight(self) -> list[str]:
+        return sorted(self._in_flight)
+
+    def idle_seconds(self) -> float:
+        """How long nothing has been in flight or poked (0 while working)."""
+        if self._in_flight:
+            return 0.0
+        return time.monotonic() - self.last_activity
+
+    async def _supervise(self) -> None:
+        # A session is the live pull plus the reconciler; if either dies, both
+        # restart together, loudly, so the processor never runs half-alive.
+        while True:
+            follow = asyncio.create_task(self._follow(), name="processor-follow")
+            reconcile = asyncio.create_task(self._reconcile_loop(), name="processor-reconcile")
+            sweep = asyncio.create_task(self._sweep_loop(), name="processor-sweep")
+            session = [follow, reconcile, sweep]
+            try:
+                done, _ = await asyncio.wait(session, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    task.result()
+            except asyncio.CancelledError:
+                for task in session:
+                    task.cancel()
+                await asyncio.gather(*session, return_exceptions=True)
+                raise
+            except Exception:  # noqa: BLE001 - session boundary: restart, never limp on
+                self.session_restarts += 1
+                log.exception("processor session failed; restarting it (restart %d)", self.session_restarts)
+                self._on_event("session_restart", {"restarts": self.session_restarts})
+                for task in session:
+                    task.cancel()
+                await asyncio.gather(*session, return_exceptions=True)
+                await asyncio.sleep(self.settings.retry_backoff)
+
+    # -- following the log --------------------------------------------------
+
+    async def _follow(self) -> None:
+        failures = 0
+        while True:
+            try:
+                result = await self.backend.pull(self.head, self.settings.pull_page, self.settings.pull_wait)
+            except (ConnectionError, OSError, LinkprocError, TimeoutError) as exc:
+                failures += 1
+                delay = min(30.0, self.settings.retry_backoff * 2**failures) * random.uniform(0.5, 1.0)
+                log.warning("pull failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if result.events:
+                await self._apply(result.events)
+
+    async def _apply(self, events: list[Event]) -> None:
+        """Apply confirmed events in order (skipping ones already applied), then re-decide."""
+        async with self._apply_lock:
+            fresh = [e for e in events if e.seq > self.head]
+            if not fresh:
+                return
+            async with self.store.transaction() as db:
+                await self.store.apply(db, fresh)
+            self._on_event("pulled", {"count": len(fresh)})
+        deleted = {e.args["id"] for e in fresh if e.name == "v1.LinkDeleted"}
+        for link_id in deleted & self._in_flight.keys():
+            self._in_flight[link_id].cancel()
+        self._dirty.set()
+
+    async def catch_up(self) -> int:
+        """Pull every missing event now, in pages; returns how many were applied."""
+        applied = 0
+        while True:
+            result = await self.backend.pull(self.head, self.settings.pull_page, 0)
+            before = self.head
+            if result.events:
+                await self._apply(result.events)
+            applied += self.head - before
+            if self.head >= result.head or not result.events:
+                return applied
+
+    # -- deciding -------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._reconcile()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            self._dirty.set()
+
+    async def _reconcile(self) -> None:
+        for link_id in await queries.deleted_while_pending(self.store):
+            if link_id not in self._in_flight:
+                self._spawn(link_id, self._cancel_request(link_id))
+        for item in await queries.pending_links(self.store):
+            if item.link_id not in self._in_flight:
+                self._spawn(item.link_id, self._process(item))
+
+    def _spawn(self, link_id: str, work: Awaitable[None]) -> None:
+        # The in-memory lock: one task per link. It is only a cache of
+        # intent; the persisted status is the truth after any restart.
+        self.last_activity = time.monotonic()
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._in_flight[link_id] = task
+
+        def finished(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("link %s left pending: %s", link_id, t.exception())
+            if self._in_flight.get(link_id) is t:
+                del self._in_flight[link_id]
+            self.last_activity = time.monotonic()
+            self._dirty.set()
+
+        task.add_done_callback(finished)
+
+    async def _cancel_request(self, link_id: str) -> None:
+        await self._commit(link_id, [("v1.LinkProcessingCancelled", {"linkId": link_id, "updatedAt": utc_now()})], allow_deleted=True)
+        self._on_event("outcome", {"outcome": "cancelled"})
+
+    async def _process(self, item: queries.WorkItem) -> None:
+        link_id = item.link_id
+        try:
+            if item.status == "pending":
+                if item.attempts >= self.settings.max_attempts:
+                    await self._finish(link_id, "v1.LinkProcessingFailed", error=INTERRUPTED)
+                    return
+                await self._commit(
+                    link_id,
+                    [
+                        (
+                            "v1.LinkProcessingResumed",
+                            {"linkId": link_id, "attempt": item.attempts + 1, "updatedAt": utc_now()},
+                        )
+                    ],
+                )
+            else:
+                await self._commit(link_id, [("v1.LinkProcessingStarted", {"linkId": link_id, "updatedAt": utc_now()})])
+            self._on_event("started", {"linkId": link_id})
+            await self._enrich(link_id, item.url)
+        except LinkGone:
+            return
+        except LinkprocError:
+            raise
+        except Exception:  # noqa: BLE001 - task boundary: a bug in a step fails this link only
+            log.exception("processing %s crashed", link_id)
+            await self._finish(link_id, "v1.LinkProcessingFailed", error=INTERNAL_ERROR)
+
+    async def _enrich(self, link_id: str, url: str) -> None:
+        started = time.monotonic()
+        try:
+            page, parsed = await self.enricher.fetch(url)
+        except LinkprocError as exc:
+            await self._finish(link_id, "v1.LinkProcessingFailed", error=exc.code)
+            return
+        meta = parsed.metadata
+        await self._commit(
+            link_id,
+            [
+                (
+                    "v1.LinkMetadataFetched",
+                    {
+                        "id": new_id(),
+                        "linkId": link_id,
+                        "title": meta.title,
+                        "description": meta.description,
+                        "image": meta.image,
+                        "favicon": meta.favicon,
+                        "siteName": meta.site_name,
+                        "canonicalUrl": meta.canonical_url,
+                        "fetchedAt": utc_now(),
+                    },
+                )
+            ],
+        )
+        self._on_event("stage", {"stage": "fetch", "seconds": time.monotonic() - started})
+        summarize_started = time.monotonic()
+        request = SummaryRequest(
+            url=page.url,
+            title=meta.title,
+            description=meta.description,
+            text=parsed.text or "",
+            existing_tags=tuple(await queries.tag_names(self.store)),
+            link_tags=tuple(await queries.tag_names(self.store, link_id)),
+        )
+        try:
+            summary = await self.enricher.summarize(request)
+        except LinkprocError as exc:
+            await self._finish(link_id, "v1.LinkProcessingFailed", error=exc.code)
+            return
+        self._on_event("stage", {"stage": "summarize", "seconds": time.monotonic() - summarize_started})
+        now = utc_now()
+        tag_ids = await self._tag_ids()
+        outcome: list[tuple[str, JSON]] = [
+            (
+                "v1.LinkSummarized",
+                {"id": new_id(), "linkId": link_id, "summary": summary.summary, "model": summary.model, "summarizedAt": now},
+            )
+        ]
+        for name in summary.tags:
+            args: JSON = {"id": new_id(), "linkId": link_id, "name": name, "suggestedAt": now}
+            if name in tag_ids:
+                args["tagId"] = tag_ids[name]
+            outcome.append(("v1.TagSuggested", args))
+        outcome.append(("v1.LinkProcessingCompleted", {"linkId": link_id, "updatedAt": now}))
+        await self._commit(link_id, outcome)
+        self._on_event("outcome", {"outcome": "completed", "seconds": time.monotonic() - started})
+
+    async def _finish(self, link_id: str, name: str, *, error: str) -> None:
+        await self._commit(link_id, [(name, {"linkId": link_id, "error": error, "updatedAt": utc_now()})])
+        self._on_event("outcome", {"outcome": "failed", "error": error})
+
+    async def _tag_ids(self) -> dict[str, str]:
+        rows = await self.store.fetchall("SELECT id, name FROM tags WHERE deleted_at IS NULL ORDER BY rowid")
+        return {row["name"]: row["id"] for row in rows}
+
+    # -- writing --------------------------------------------------------------
+
+    async def _commit(self, link_id: str, items: list[tuple[str, JSON]], *, allow_deleted: bool = False) -> None:
+        """Push events about one link, rebasing on ``server_ahead``.
+
+        Before every attempt the decision is re-checked against the newest
+        state: nothing but Cancelled is written about a deleted link. The
+        parent check makes that check race-free.
+        """
+        events = [make(name, args, client_id=self.client_id, session_id=self.session_id) for name, args in items]
+        async with self._commit_lock:
+            failures = 0
+            while True:
+                if not allow_deleted and await queries.is_deleted(self.store, link_id):
+                    raise LinkGone(link_id)
+                parent = self.head
+                try:
+                    result = await asyncio.shield(self.backend.push(parent, events))
+                except ServerAhead:
+                    await self.catch_up()
+                    continue
+                except (ConnectionError, OSError, TimeoutError, LinkprocError) as exc:
+                    failures += 1
+                    if failures > 5:
+                        raise
+                    delay = min(10.0, self.settings.retry_backoff * 2**failures)
+                    log.warning("push failed (%s); retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                confirmed = [
+                    Event(seq, parent, e.id, e.name, e.args, e.client_id, e.session_id)
+                    for seq, e in zip(result.seqs, events)
+                ]
+                # A retried push may be answered with older seqs that the
+                # follow loop applies instead.
+                if confirmed and confirmed[0].seq == self.head + 1:
+                    await self._apply(confirmed)
+                self._on_event("pushed", {"count": len(events)})
+                return
