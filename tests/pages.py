@@ -9,6 +9,7 @@ server also serves ``/articles/<page id>`` from the shared dataset.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -18,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -37,7 +37,7 @@ def articles_dir() -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "articles"
 
 
-@cache
+@functools.cache
 def _ground_truth() -> dict[str, dict[str, str]]:
     data: dict[str, dict[str, str]] = json.loads((articles_dir() / "ground-truth.json").read_text("utf-8"))
     return data
@@ -99,7 +99,7 @@ class PageServer:
 
     def start(self) -> PageServer:
         # A short poll interval keeps stop() (and so each test's teardown) quick.
-        serve = lambda: self._httpd.serve_forever(poll_interval=0.02)  # noqa: E731
+        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.02)
         self._thread = threading.Thread(target=serve, name="page-server", daemon=True)
         self._thread.start()
         return self
@@ -225,7 +225,7 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
-@cache
+@functools.cache
 def _gzipped_zeros(size: int) -> bytes:
     return gzip.compress(b"\0" * size, compresslevel=9)
 

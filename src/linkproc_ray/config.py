@@ -74,6 +74,19 @@ class Settings(BaseSettings):
         """The settings as plain data for an actor's constructor."""
         return self.model_dump(mode="json")
 
+    # --- the vllm and openai summarizers (read only when chosen) ---
+    vllm_model: str | None = Field(default=None, description="vLLM model: a local folder or a hub id.")
+    vllm_model_name: str | None = Field(default=None, description="The summaries' model name; default vllm_model.")
+    vllm_dtype: str = Field(default="auto", description="Weights dtype; float32 on CPUs without bf16 support.")
+    vllm_max_model_len: int | None = Field(default=None, gt=0, description="Context length; default the model's.")
+    vllm_gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    vllm_tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs per replica; set num_gpus to match.")
+    vllm_kv_cache_gib: float | None = Field(default=None, gt=0, description="KV cache size; needed on CPU.")
+    vllm_enforce_eager: bool = Field(default=False, description="Skip compilation: faster start, slower decoding.")
+    openai_base_url: str | None = Field(default=None, description="e.g. http://host:8000/v1 (vllm serve).")
+    openai_model: str | None = None
+    openai_api_key: str | None = None
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment; raises :class:`ConfigError` naming a bad one."""

@@ -17,9 +17,12 @@ from ray.serve.handle import DeploymentHandle
 from .actors import RayGateway
 from .auth import TokenVerifier
 from .config import Settings, load_settings
+from .errors import ConfigError
 from .http_api import create_api
 from .pipeline.extractive import ExtractiveSummarizer
+from .pipeline.openai_compat import OpenAISummarizer
 from .pipeline.summarize import Summarizer, Summary, SummaryRequest
+from .pipeline.vllm_engine import VLLMOptions, VLLMSummarizer
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +45,73 @@ class Ingress:
         return api
 
 
+def _vllm_options(settings: Settings) -> VLLMOptions:
+    if not settings.vllm_model:
+        raise ConfigError("LINKPROC_VLLM_MODEL: required when LINKPROC_SUMMARIZER=vllm")
+    return VLLMOptions(
+        model=settings.vllm_model,
+        name=settings.vllm_model_name,
+        dtype=settings.vllm_dtype,
+        max_model_len=settings.vllm_max_model_len,
+        gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
+        tensor_parallel_size=settings.vllm_tensor_parallel_size,
+        kv_cache_gib=settings.vllm_kv_cache_gib,
+        enforce_eager=settings.vllm_enforce_eager,
+    )
+
+
 def make_summarizer(settings: Settings) -> Summarizer:
-    """The summarizer the deployment serves, chosen by ``LINKPROC_SUMMARIZER``."""
-    if settings.summarizer == "extractive":
-        return ExtractiveSummarizer()
-    raise NotImplementedError(f"summarizer {settings.summarizer!r} is not available yet")
+    """The summarizer the deployment serves, chosen by ``LINKPROC_SUMMARIZER``.
+
+    A ``vllm`` summarizer comes back unstarted (``SummarizerDeployment`` starts
+    it); a missing model or endpoint raises :class:`ConfigError` naming the setting.
+    """
+    if settings.summarizer == "vllm":
+        return VLLMSummarizer(_vllm_options(settings))
+    if settings.summarizer == "openai":
+        if not settings.openai_base_url or not settings.openai_model:
+            raise ConfigError(
+                "LINKPROC_OPENAI_BASE_URL and LINKPROC_OPENAI_MODEL: required when LINKPROC_SUMMARIZER=openai"
+            )
+        return OpenAISummarizer(
+            settings.openai_base_url,
+            settings.openai_model,
+            api_key=settings.openai_api_key,
+            timeout=settings.summarizer_timeout,
+        )
+    return ExtractiveSummarizer()
 
 
 @serve.deployment(name="Summarizer", max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.1})
 class SummarizerDeployment:
-    """One summarizer for every org: requests from all processors share it."""
+    """One summarizer for every org: requests from all processors share it.
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    With ``vllm`` each replica runs one engine that batches all the requests
+    it holds (``max_ongoing_requests`` bounds that batch); a replica is ready
+    only once its model has loaded, and unhealthy once its engine died, so
+    Serve replaces it.
+    """
+
+    async def __init__(self, settings: dict[str, Any]) -> None:  # type: ignore[misc]
         self.summarizer = make_summarizer(Settings(**settings))
+        self._engine = self.summarizer if isinstance(self.summarizer, VLLMSummarizer) else None
+        if self._engine is not None:
+            # In the replica's own event loop: the engine's output task lives there.
+            await self._engine.start()
 
     async def summarize(self, request: SummaryRequest) -> Summary:
         return await self.summarizer.summarize(request)
+
+    async def check_health(self) -> None:
+        """Serve's periodic probe; raising marks the replica unhealthy."""
+        if self._engine is not None:
+            await self._engine.check_health()
+
+    def __del__(self) -> None:
+        # Serve calls this on graceful shutdown: the engine's worker
+        # processes must not outlive the replica.
+        if self._engine is not None:
+            self._engine.shutdown()
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

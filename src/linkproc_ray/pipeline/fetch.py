@@ -114,28 +114,18 @@ class _GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         assert last_error is not None  # resolve_checked never returns an empty list
         raise last_error
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise FetchBlocked("unix sockets are never fetched")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport, dialling through :class:`_GuardedNetworkBackend`."""
 
     def __init__(self, policy: FetchPolicy, resolver: Resolver) -> None:
-        super().__init__(trust_env=False, retries=0)
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=ssl_context, trust_env=False)
         # httpx has no public hook for the network backend; its transport has
         # kept the pool in ``_pool`` since 0.18. The test that the default
         # policy refuses 127.0.0.1 fails loudly if this ever stops working.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
@@ -228,9 +218,9 @@ class Fetcher:
         check_url(url)
         with _map_transport_errors():
             async with self._client.stream("GET", url) as response:
-                return await self._read_response(url, response)
+                return await self._read_response(response)
 
-    async def _read_response(self, url: str, response: httpx.Response) -> FetchedPage | str:
+    async def _read_response(self, response: httpx.Response) -> FetchedPage | str:
         status = response.status_code
         if status in _REDIRECT_STATUSES and "location" in response.headers:
             return str(response.url.join(response.headers["location"]).copy_with(fragment=None))
@@ -376,7 +366,11 @@ def decode_html(body: bytes, header_charset: str | None) -> tuple[str, str]:
 
 def _meta_charset(body: bytes) -> str | None:
     match = _META_CHARSET.search(body[:_META_SCAN_BYTES])
-    return match.group(1).decode("ascii") if match else None
+    if match is None:
+        return None
+    label = match.group(1).decode("ascii")
+    # WHATWG: a <meta> that could be read as ASCII cannot really be UTF-16.
+    return "utf-8" if label.lower().startswith("utf-16") else label
 
 
 def _codec_name(label: str | None) -> str | None:

@@ -43,7 +43,8 @@ def test_benchmark_f1_over_all_articles_is_at_least_095() -> None:
 
 
 def test_scoring_counts_repeated_shingles_as_a_multiset() -> None:
-    assert precision_recall("a b c d a b c d", "a b c d") == (0.4, 1.0)
+    # Five shingles, "a b c d" twice; as a set it would be 1 of 4, not 1 of 5.
+    assert precision_recall("a b c d a b c d", "a b c d") == (0.2, 1.0)
 
 
 ARTICLE = "<html><head><title>Rivers</title></head><body><nav><a href='/'>Home</a><a href='/about'>About</a></nav><article><h1>Rivers of the north</h1>{}</article><footer>© 2024 Example News</footer></body></html>"

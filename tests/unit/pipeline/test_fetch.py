@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import AsyncIterator
 
@@ -182,16 +183,20 @@ async def test_503_then_success_returns_the_page(page_server: PageServer, fetche
     assert page_server.hits("/flaky") == 2
 
 
-async def test_429_waits_for_retry_after_then_succeeds(page_server: PageServer, fetcher: Fetcher) -> None:
+@pytest.mark.parametrize("retry_after", ["1", "3", email.utils.formatdate(time.time() + 120, usegmt=True)])
+async def test_429_waits_for_retry_after_up_to_the_cap_then_succeeds(
+    page_server: PageServer, fetcher: Fetcher, retry_after: str
+) -> None:
     ok = Reply(body=PAGE.encode(), headers={"Content-Type": "text/html"})
-    url = page_server.sequence("/limited", Reply(status=429, headers={"Retry-After": "1"}), ok)
+    url = page_server.sequence("/limited", Reply(status=429, headers={"Retry-After": retry_after}), ok)
 
     started = time.monotonic()
     page = await fetcher.fetch(url)
+    waited = time.monotonic() - started
 
     assert page.status == 200
     assert page_server.hits("/limited") == 2
-    assert time.monotonic() - started >= 0.9
+    assert FAST.retry_after_cap - 0.1 <= waited < FAST.retry_after_cap + 0.5
 
 
 async def test_retry_after_longer_than_the_budget_gives_up_with_the_status(page_server: PageServer) -> None:

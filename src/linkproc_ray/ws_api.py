@@ -1,0 +1,246 @@
+"""The live sync socket of API.md, ``WS /v1/orgs/{org}/sync``, over the same gateway as the REST routes.
+
+Each socket is one :class:`SyncSession`; the org's events reach it through the
+process-wide :class:`~linkproc_ray.live.LiveHub`, so a replica follows each org once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from fastapi import FastAPI, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from .auth import TokenVerifier, valid_org_id
+from .errors import BatchTooLarge, InvalidEvent, ServerAhead, Unauthorized
+from .events import NewEvent
+from .gateway import Gateway
+from .live import LiveHub, Subscription
+from .metrics import METRICS
+from .sync_backend import MAX_PUSH_BYTES, MAX_PUSH_EVENTS
+from .types import JSON
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES: Final = MAX_PUSH_BYTES + 64 * 1024
+"""A client frame may carry 1 MB of events plus its small envelope; larger closes with 1008."""
+
+CLOSE_POLICY: Final = 1008
+CLOSE_SERVER_ERROR: Final = 1011
+CLOSE_UNAUTHORIZED: Final = 4401
+CLOSE_FORBIDDEN: Final = 4403
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """How a session ends: an optional ``error`` message, then a close frame."""
+
+    code: int
+    reason: str
+    message: JSON | None = field(default=None)
+
+    @classmethod
+    def protocol_error(cls, error: str, detail: str) -> Closing:
+        return cls(CLOSE_POLICY, error, {"type": "error", "error": error, "detail": detail})
+
+
+class _ProtocolError(Exception):
+    """A frame the protocol does not allow: answered with ``error``, then close 1008."""
+
+    def __init__(self, detail: str, error: str = "invalid_request") -> None:
+        super().__init__(detail)
+        self.error = error
+
+
+def _token(websocket: WebSocket) -> str | None:
+    # The header wins; browsers cannot set it, so they use the query parameter.
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return websocket.query_params.get("token") or None
+
+
+def _after(websocket: WebSocket) -> int:
+    raw = websocket.query_params.get("after", "0")
+    if not raw.isdigit():
+        raise _ProtocolError(f"after must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
+def parse_push_frame(message: JSON) -> tuple[int, list[NewEvent]]:
+    """``parent`` and the validated events of a push frame; raises naming the bad event and field."""
+    parent = message.get("parent")
+    if not isinstance(parent, int) or isinstance(parent, bool) or parent < 0:
+        raise InvalidEvent("parent must be a non-negative integer", field="parent")
+    raw = message.get("events")
+    if not isinstance(raw, list):
+        raise InvalidEvent("events must be a list", field="events")
+    if len(raw) > MAX_PUSH_EVENTS:
+        raise BatchTooLarge(f"a push holds at most {MAX_PUSH_EVENTS} events, got {len(raw)}")
+    return parent, [NewEvent.from_json(item, index=i) for i, item in enumerate(raw)]
+
+
+class SyncSession:
+    """One authenticated socket: forwards the org's pages, answers pushes and pings, closes at token expiry.
+
+    Everything that goes wrong ends this session only; other sockets of the org never notice.
+    """
+
+    def __init__(self, websocket: WebSocket, org: str, hub: LiveHub, verifier: TokenVerifier) -> None:
+        self.websocket = websocket
+        self.org = org
+        self._hub = hub
+        self._verifier = verifier
+        self._send_lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        await self.websocket.accept()
+        try:
+            closing = await self._session()
+        except WebSocketDisconnect:
+            return
+        except Exception:  # noqa: BLE001 - session boundary: any failure closes only this socket
+            log.exception("sync session of %s failed", self.org)
+            closing = Closing(
+                CLOSE_SERVER_ERROR, "server error", {"type": "error", "error": "unavailable", "detail": "server error"}
+            )
+        if closing is not None:
+            await self._close(closing)
+
+    async def _session(self) -> Closing | None:
+        try:
+            principal = self._verifier.verify(_token(self.websocket))
+        except Unauthorized as exc:
+            return Closing(CLOSE_UNAUTHORIZED, str(exc))
+        if not valid_org_id(self.org) or principal.org_id != self.org:
+            return Closing(CLOSE_FORBIDDEN, f"token is not for organization {self.org!r}")
+        try:
+            after = _after(self.websocket)
+        except _ProtocolError as exc:
+            return Closing.protocol_error(exc.error, str(exc))
+        async with self._hub.subscribe(self.org, after) as subscription:
+            tasks = [
+                asyncio.create_task(self._forward(subscription)),
+                asyncio.create_task(self._receive(subscription)),
+                asyncio.create_task(self._expire(principal.expires_at)),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            return next(iter(done)).result()
+
+    async def _forward(self, subscription: Subscription) -> Closing | None:
+        try:
+            async for page in subscription.pages():
+                METRICS.events_pulled.inc(len(page.events))
+                await self._send({"type": "events", "events": [e.to_json() for e in page.events], "head": page.head})
+        except InvalidEvent as exc:
+            return Closing.protocol_error("invalid_request", str(exc))
+        raise AssertionError("a subscription's pages never end")
+
+    async def _expire(self, expires_at: float) -> Closing:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        return Closing(CLOSE_UNAUTHORIZED, "token expired")
+
+    async def _receive(self, subscription: Subscription) -> Closing | None:
+        while True:
+            frame = await self.websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                return None
+            text: str | None = frame.get("text")
+            size = len(text.encode()) if text is not None else len(frame.get("bytes") or b"")
+            if size > MAX_FRAME_BYTES:
+                return Closing(
+                    CLOSE_POLICY,
+                    "frame too large",
+                    {"type": "error", "error": "too_large", "detail": f"a frame holds at most {MAX_FRAME_BYTES} bytes"},
+                )
+            try:
+                await self._answer(self._decode(text), subscription)
+            except _ProtocolError as exc:
+                return Closing.protocol_error(exc.error, str(exc))
+
+    @staticmethod
+    def _decode(text: str | None) -> JSON:
+        if text is None:
+            raise _ProtocolError("frames must be JSON text, not binary")
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _ProtocolError(f"frame is not valid JSON: {exc}") from None
+        if not isinstance(message, dict):
+            raise _ProtocolError("a frame must be a JSON object with a type")
+        return message
+
+    async def _answer(self, message: JSON, subscription: Subscription) -> None:
+        kind = message.get("type")
+        if kind == "ping":
+            await self._send({"type": "pong", "head": subscription.head})
+        elif kind == "push":
+            await self._push(message, subscription)
+        else:
+            raise _ProtocolError(f"unknown message type {kind!r}; expected 'push' or 'ping'")
+
+    async def _push(self, message: JSON, subscription: Subscription) -> None:
+        request_id = message.get("requestId")
+        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+            raise _ProtocolError("a push needs a requestId (string or integer)")
+        try:
+            parent, events = parse_push_frame(message)
+            result = await subscription.backend.push(parent, events)
+        except ServerAhead as exc:
+            await self._reject(request_id, "server_ahead", exc.head, str(exc))
+        except InvalidEvent as exc:
+            await self._reject(request_id, "invalid_request", subscription.head, str(exc), event=exc.event, field=exc.field)
+        except BatchTooLarge as exc:
+            # API.md names two rejections for a socket push; an over-limit batch is an invalid request.
+            await self._reject(request_id, "invalid_request", subscription.head, str(exc), field="events")
+        else:
+            METRICS.events_pushed.inc(len(events))
+            await self._send({"type": "push_ok", "requestId": request_id, "head": result.head, "seqs": result.seqs})
+
+    async def _reject(self, request_id: str | int, error: str, head: int, detail: str, **extra: Any) -> None:
+        await self._send(
+            {"type": "push_rejected", "requestId": request_id, "error": error, "head": head, "detail": detail, **extra}
+        )
+
+    async def _send(self, message: JSON) -> None:
+        # Two tasks write (pages and answers); a frame must go out whole.
+        async with self._send_lock:
+            await self.websocket.send_text(json.dumps(message, separators=(",", ":")))
+
+    async def _close(self, closing: Closing) -> None:
+        try:
+            if closing.message is not None:
+                await self._send(closing.message)
+            await self.websocket.close(closing.code, closing.reason)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            # The peer left first; there is nobody to tell.
+            log.debug("socket of %s gone before close %d", self.org, closing.code)
+
+
+def live_hub(api: FastAPI) -> LiveHub:
+    """This process's hub for ``api``, made on first use from ``api.state.gateway``."""
+    hub: LiveHub | None = getattr(api.state, "live_hub", None)
+    if hub is None:
+        gateway: Gateway = api.state.gateway
+        hub = LiveHub(gateway)
+        api.state.live_hub = hub
+    return hub
+
+
+def add_sync_socket(api: FastAPI) -> None:
+    """Register ``WS /v1/orgs/{org}/sync`` on ``api`` (uses ``api.state.gateway`` and ``.verifier``)."""
+
+    @api.websocket("/v1/orgs/{org}/sync")
+    async def sync_socket(websocket: WebSocket, org: str) -> None:
+        app: FastAPI = websocket.app
+        await SyncSession(websocket, org, live_hub(app), app.state.verifier).run()
