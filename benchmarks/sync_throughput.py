@@ -45,12 +45,12 @@ class Case:
 
 
 def make_batch(size: int) -> list[dict[str, Any]]:
-    """Realistic small events: a LinkCreated each, with unique ids and URLs."""
+    """Small real events (TagCreated): they do not poke the processor, so only sync is measured."""
     batch = []
     for _ in range(size):
-        link = new_id()
-        args = {"id": link, "url": f"https://example.com/{link}", "domain": "example.com", "createdAt": "2026-01-01T00:00:00Z"}
-        batch.append(NewEvent(new_id(), "v1.LinkCreated", args, "bench", "bench").to_json())
+        tag = new_id()
+        args = {"id": tag, "name": f"tag-{tag[:8]}", "createdAt": "2026-01-01T00:00:00Z"}
+        batch.append(NewEvent(new_id(), "v1.TagCreated", args, "bench", "bench").to_json())
     return batch
 
 
@@ -59,11 +59,14 @@ async def ws_writer(base: str, org: str, token: str, batch: int, pushes: int) ->
     url = f"{base.replace('http', 'ws', 1)}/v1/orgs/{org}/sync?token={token}"
     async with websockets.connect(url, max_size=None) as socket:
         head = json.loads(await socket.recv())["head"]
-        for n in range(pushes):
-            await socket.send(json.dumps({"type": "push", "requestId": n, "parent": head, "events": make_batch(batch)}))
+        accepted = 0
+        while accepted < pushes:
+            await socket.send(json.dumps({"type": "push", "requestId": accepted, "parent": head, "events": make_batch(batch)}))
             while (answer := json.loads(await socket.recv()))["type"] == "events":
                 pass
-            if answer["type"] != "push_ok":
+            if answer["type"] == "push_ok":
+                accepted += 1
+            elif answer.get("error") != "server_ahead":
                 raise RuntimeError(f"push refused: {answer}")
             head = answer["head"]
 
@@ -71,9 +74,12 @@ async def ws_writer(base: str, org: str, token: str, batch: int, pushes: int) ->
 async def rest_writer(base: str, org: str, token: str, batch: int, pushes: int) -> None:
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
         head = (await http.get(f"/v1/orgs/{org}/events", params={"limit": 1})).json()["head"]
-        for _ in range(pushes):
+        accepted = 0
+        while accepted < pushes:
             response = await http.post(f"/v1/orgs/{org}/events", json={"parent": head, "events": make_batch(batch)})
-            response.raise_for_status()
+            if response.status_code != 409:
+                response.raise_for_status()
+                accepted += 1
             head = response.json()["head"]
 
 

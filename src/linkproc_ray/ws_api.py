@@ -72,6 +72,12 @@ def _after(websocket: WebSocket) -> int:
     return int(raw)
 
 
+def _detail(exc: Exception) -> str:
+    # An error raised in an actor arrives wrapped, and its str() is the remote
+    # traceback; clients get the original message only (``cause`` is the original).
+    return str(getattr(exc, "cause", exc))
+
+
 def parse_push_frame(message: JSON) -> tuple[int, list[NewEvent]]:
     """``parent`` and the validated events of a push frame; raises naming the bad event and field."""
     parent = message.get("parent")
@@ -197,12 +203,14 @@ class SyncSession:
             parent, events = parse_push_frame(message)
             result = await subscription.backend.push(parent, events)
         except ServerAhead as exc:
-            await self._reject(request_id, "server_ahead", exc.head, str(exc))
+            await self._reject(request_id, "server_ahead", exc.head, _detail(exc))
         except InvalidEvent as exc:
-            await self._reject(request_id, "invalid_request", subscription.head, str(exc), event=exc.event, field=exc.field)
+            await self._reject(
+                request_id, "invalid_request", subscription.head, _detail(exc), event=exc.event, field=exc.field
+            )
         except BatchTooLarge as exc:
             # API.md names two rejections for a socket push; an over-limit batch is an invalid request.
-            await self._reject(request_id, "invalid_request", subscription.head, str(exc), field="events")
+            await self._reject(request_id, "invalid_request", subscription.head, _detail(exc), field="events")
         else:
             METRICS.events_pushed.inc(len(events))
             await self._send({"type": "push_ok", "requestId": request_id, "head": result.head, "seqs": result.seqs})
