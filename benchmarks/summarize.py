@@ -43,7 +43,9 @@ def load_requests(limit: int | None) -> list[SummaryRequest]:
     """One request per dataset page, text = ground-truth article body, in page-id order."""
     truth: dict[str, dict[str, str]] = json.loads((articles_dir() / "ground-truth.json").read_text("utf-8"))
     ids = sorted(truth)[:limit]
-    return [SummaryRequest(url=truth[i]["url"], title=None, description=None, text=truth[i]["articleBody"]) for i in ids]
+    return [
+        SummaryRequest(url=truth[i]["url"], title=None, description=None, text=truth[i]["articleBody"]) for i in ids
+    ]
 
 
 def grounding(summary: str, text: str) -> float:
@@ -186,9 +188,7 @@ async def bench_vllm(requests: list[SummaryRequest], model_dir: Path, concurrenc
         return Outcome(latency, schema_valid(generation.text), summary, generation.output_tokens)
 
     try:
-        return await run_all(
-            "vllm-cpu", summarizer.model, requests, one, concurrency=concurrency, load_s=load_s
-        )
+        return await run_all("vllm-cpu", summarizer.model, requests, one, concurrency=concurrency, load_s=load_s)
     finally:
         summarizer.shutdown()
 

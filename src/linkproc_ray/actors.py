@@ -7,7 +7,9 @@ delegates; every Ray option lives in :func:`actor_options`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +27,7 @@ from .pipeline.fetch import Fetcher, FetchLimits
 from .pipeline.ssrf import FetchPolicy
 from .pipeline.summarize import FallbackSummarizer, Summarizer, Summary, SummaryRequest
 from .processor import LinkProcessor, ProcessorSettings
+from .ray_metrics import org_metrics
 from .store import EventStore
 from .sync_backend import SyncBackend
 from .types import JSON
@@ -53,6 +56,42 @@ def actor_options(name: str, settings: Settings) -> dict[str, Any]:
     }
 
 
+class ActorEvicted(Exception):
+    """The actor is exiting after its idle TTL; look it up again (that re-creates it)."""
+
+
+class _Hibernating:
+    """Idle eviction for an org actor: exit after ``idle_ttl`` and let the next call re-create it."""
+
+    def __init__(self, org: str, kind: str, idle_ttl: float) -> None:
+        self._org = org
+        self._kind = kind
+        self._idle_ttl = idle_ttl
+        self._closing = False
+        self._evictor: asyncio.Task[None] | None = None
+        org_metrics().record(org, "woke", {"actor": kind})
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise ActorEvicted("actor is hibernating")
+
+    def _start_evictor(self, idle_seconds: Callable[[], float], close: Callable[[], Awaitable[None]]) -> None:
+        if self._evictor is None:
+            self._evictor = asyncio.ensure_future(self._evict_when_idle(idle_seconds, close))
+
+    async def _evict_when_idle(self, idle_seconds: Callable[[], float], close: Callable[[], Awaitable[None]]) -> None:
+        interval = min(5.0, self._idle_ttl / 4)
+        while idle_seconds() < self._idle_ttl:
+            await asyncio.sleep(interval)
+        self._closing = True
+        log.info("idle for %.0f s: hibernating", self._idle_ttl)
+        org_metrics().record(self._org, "evicted", {"actor": self._kind})
+        await close()
+        # An intentional exit: Ray does not restart it, and the name is free
+        # for the next get_if_exists to create a fresh actor from the files.
+        ray.get_runtime_context().current_actor.__ray_terminate__.remote()
+
+
 class _SingleFlight:
     """Runs an async start-up once per actor life, however many calls race to it."""
 
@@ -67,64 +106,83 @@ class _SingleFlight:
 
 
 @ray.remote
-class SyncBackendActor:
+class SyncBackendActor(_Hibernating):
     """``sync-backend:<org>``: the org's log, restored from ``backend.sqlite``."""
 
     def __init__(self, org: str, settings: dict[str, Any]) -> None:
         self.org = org
         self.settings = Settings(**settings)
+        super().__init__(org, "sync-backend", self.settings.idle_ttl)
         store = EventStore(self.settings.org_dir(org) / "backend.sqlite")
         self.core = SyncBackend(store, poke=self._poke, session_id=f"{org}:{int(time.time())}")
-        self._ready = _SingleFlight(self.core.start)
+        self._ready = _SingleFlight(self._start)
         self._processor = NamedActor(lambda: processor_handle(org, self.settings))
+
+    async def _start(self) -> None:
+        await self.core.start(watchdog_interval=self.settings.sweep_interval)
+        self._start_evictor(self.core.idle_seconds, self.core.close)
 
     async def _poke(self) -> None:
         await self._processor.call("poke")
 
     async def push(self, parent: int, events: list[NewEvent]) -> PushResult:
+        self._check_open()
         await self._ready()
         return await self.core.push(parent, events)
 
     async def pull(self, after: int = 0, limit: int = 1000, wait: float = 0.0) -> PullResult:
+        self._check_open()
         await self._ready()
         return await self.core.pull(after, limit, wait)
 
     async def append(self, names_and_args: list[tuple[str, JSON]]) -> PushResult:
+        self._check_open()
         await self._ready()
         return await self.core.append(names_and_args)
 
     async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]:
+        self._check_open()
         await self._ready()
         return await self.core.create_link(url, domain, source, link_id)
 
     async def get_link(self, link_id: str) -> JSON | None:
+        self._check_open()
         await self._ready()
         return await self.core.get_link(link_id)
 
     async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
+        self._check_open()
         await self._ready()
         return await self.core.list_links(**kwargs)
 
     async def stats(self) -> JSON:
+        self._check_open()
         await self._ready()
-        return {"head": self.core.head, "followers": self.core.followers, "commits": self.core.commits}
+        return {
+            "head": self.core.head,
+            "followers": self.core.followers,
+            "commits": self.core.commits,
+            "pid": os.getpid(),
+        }
 
 
 @ray.remote
-class LinkProcessorActor:
+class LinkProcessorActor(_Hibernating):
     """``link-processor:<org>``: the org's processor, restored from ``processor.sqlite``."""
 
     def __init__(self, org: str, settings: dict[str, Any]) -> None:
         self.org = org
         self.settings = Settings(**settings)
+        super().__init__(org, "link-processor", self.settings.idle_ttl)
         s = self.settings
         fetcher = Fetcher(
             FetchPolicy.from_allow_list(s.fetch_allow_hosts),
             FetchLimits(total_timeout=s.fetch_timeout, max_bytes=s.fetch_max_bytes, max_redirects=s.fetch_max_redirects),
         )
+        record = functools.partial(org_metrics().record, org)
         enricher = Enricher(
             fetcher,
-            summarizer_for(s),
+            summarizer_for(s, on_fallback=lambda code: record("fallback", {"error": code})),
             run_cpu=cpu_runner(s.parse_num_cpus),
             lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency),
         )
@@ -134,23 +192,32 @@ class LinkProcessorActor:
             enricher,
             client_id=processor_name(org),
             settings=ProcessorSettings(max_attempts=s.max_attempts, sweep_interval=s.sweep_interval),
+            on_event=record,
         )
 
+    async def _booted(self) -> None:
+        self._check_open()
+        await self.core.ensure_booted()
+        self._start_evictor(self.core.idle_seconds, self.core.stop)
+
     async def poke(self) -> None:
+        await self._booted()
         await self.core.poke()
 
     async def catch_up(self) -> int:
-        await self.core.ensure_booted()
+        await self._booted()
         return await self.core.catch_up()
 
     async def stats(self) -> JSON:
-        await self.core.ensure_booted()
+        await self._booted()
         return {
             "head": self.core.head,
             "in_flight": self.core.in_flight,
             "session_id": self.core.session_id,
             "session_restarts": self.core.session_restarts,
             "store_opens": EventStore.opened,
+            "pulled_events": self.core.pulled_events,
+            "pid": os.getpid(),
         }
 
 
@@ -176,7 +243,7 @@ class NamedActor:
     from its files if it is gone.
     """
 
-    def __init__(self, lookup: Callable[[], Any], *, attempts: int = 3, delay: float = 0.5) -> None:
+    def __init__(self, lookup: Callable[[], Any], *, attempts: int = 5, delay: float = 0.3) -> None:
         self._lookup = lookup
         self._handle: Any = None
         self._attempts = attempts
@@ -188,7 +255,7 @@ class NamedActor:
                 self._handle = self._lookup()
             try:
                 return await getattr(self._handle, method).remote(*args, **kwargs)
-            except RayActorError:
+            except (RayActorError, ActorEvicted):
                 self._handle = None
                 if attempt == self._attempts - 1:
                     raise
@@ -286,9 +353,11 @@ class ServeSummarizer:
         return result
 
 
-def summarizer_for(settings: Settings) -> Summarizer:
+def summarizer_for(settings: Settings, *, on_fallback: Callable[[str], None] | None = None) -> Summarizer:
     """The processor's summarizer: the Serve deployment, with the extractive fallback for models."""
     remote = ServeSummarizer(settings)
     if settings.summarizer == "extractive":
         return remote
-    return FallbackSummarizer(remote, ExtractiveSummarizer(), timeout=settings.summarizer_timeout)
+    return FallbackSummarizer(
+        remote, ExtractiveSummarizer(), timeout=settings.summarizer_timeout, on_fallback=on_fallback
+    )

@@ -25,12 +25,12 @@ _CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-_WORDS = (
+_VOCABULARY = (
     "the page article summary explains how a small team builds tools for search data and "
     "links news science music travel cooking code python rust ray cluster model tags web "
     "about with from into over this that describes shows reports guide review history city "
     "people market energy climate health school game sport film book open source release"
-).split()
+)
 
 
 def _training_corpus(seed: int = 0) -> Iterator[str]:
@@ -41,14 +41,17 @@ def _training_corpus(seed: int = 0) -> Iterator[str]:
     guided decoding.
     """
     rng = random.Random(seed)
+    words = _VOCABULARY.split()
     for _ in range(4000):
-        sentence = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(5, 14))).capitalize() + "."
-        tags = ", ".join(f'"{rng.choice(_WORDS)}"' for _ in range(rng.randint(0, 3)))
+        sentence = " ".join(rng.choice(words) for _ in range(rng.randint(5, 14))).capitalize() + "."
+        tags = ", ".join(f'"{rng.choice(words)}"' for _ in range(rng.randint(0, 3)))
         yield sentence
         yield f'{{"summary": "{sentence}", "tags": [{tags}]}}'
 
 
-def build_tiny_model(dest: Path, *, vocab_size: int = 2048, seed: int = 0, closing_bias: float = 0.01, end_bias: float = 0.1) -> Path:
+def build_tiny_model(
+    dest: Path, *, vocab_size: int = 2048, seed: int = 0, closing_bias: float = 0.01, end_bias: float = 0.1
+) -> Path:
     """Write a random-weight Llama (hidden 128, 2 layers, head_dim 32) and a locally trained tokenizer to ``dest``.
 
     About 3 MB, no network. head_dim 32 is one the vLLM CPU attention accepts;
@@ -69,7 +72,7 @@ def build_tiny_model(dest: Path, *, vocab_size: int = 2048, seed: int = 0, closi
         show_progress=False,
     )
     bpe.train_from_iterator(_training_corpus(seed), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=bpe,
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",
@@ -94,7 +97,7 @@ def build_tiny_model(dest: Path, *, vocab_size: int = 2048, seed: int = 0, closi
         dtype="float32",
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
     _lean_towards_closing_quotes(model, tokenizer, closing_bias=closing_bias, end_bias=end_bias)
     model.save_pretrained(dest)
     return dest

@@ -86,7 +86,10 @@ class LinkProcessor:
         self._commit_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._session_failure: asyncio.Future[None] | None = None
+        self._has_pending = False
         self.session_restarts = 0
+        self.pulled_events = 0
         self.last_activity = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------
@@ -133,8 +136,8 @@ class LinkProcessor:
         return sorted(self._in_flight)
 
     def idle_seconds(self) -> float:
-        """How long nothing has been in flight or poked (0 while working)."""
-        if self._in_flight:
+        """How long nothing was in flight, pending, applied or poked (0 while there is work)."""
+        if self._in_flight or self._has_pending:
             return 0.0
         return time.monotonic() - self.last_activity
 
@@ -142,10 +145,12 @@ class LinkProcessor:
         # A session is the live pull plus the reconciler; if either dies, both
         # restart together, loudly, so the processor never runs half-alive.
         while True:
+            self._session_failure = asyncio.get_running_loop().create_future()
             follow = asyncio.create_task(self._follow(), name="processor-follow")
             reconcile = asyncio.create_task(self._reconcile_loop(), name="processor-reconcile")
             sweep = asyncio.create_task(self._sweep_loop(), name="processor-sweep")
-            session = [follow, reconcile, sweep]
+            failure = asyncio.ensure_future(self._session_failure)
+            session: list[asyncio.Future[None]] = [follow, reconcile, sweep, failure]
             try:
                 done, _ = await asyncio.wait(session, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
@@ -162,6 +167,12 @@ class LinkProcessor:
                 for task in session:
                     task.cancel()
                 await asyncio.gather(*session, return_exceptions=True)
+                # Links in flight belong to the failed session: stop them; their
+                # persisted status (pending) makes the next session resume them.
+                in_flight = list(self._in_flight.values())
+                for task in in_flight:
+                    task.cancel()
+                await asyncio.gather(*in_flight, return_exceptions=True)
                 await asyncio.sleep(self.settings.retry_backoff)
 
     # -- following the log --------------------------------------------------
@@ -189,6 +200,8 @@ class LinkProcessor:
                 return
             async with self.store.transaction() as db:
                 await self.store.apply(db, fresh)
+            self.pulled_events += len(fresh)
+            self.last_activity = time.monotonic()
             self._on_event("pulled", {"count": len(fresh)})
         deleted = {e.args["id"] for e in fresh if e.name == "v1.LinkDeleted"}
         for link_id in deleted & self._in_flight.keys():
@@ -224,9 +237,12 @@ class LinkProcessor:
         for link_id in await queries.deleted_while_pending(self.store):
             if link_id not in self._in_flight:
                 self._spawn(link_id, self._cancel_request(link_id))
-        for item in await queries.pending_links(self.store):
+        pending = await queries.pending_links(self.store)
+        self._has_pending = bool(pending)
+        for item in pending:
             if item.link_id not in self._in_flight:
                 self._spawn(item.link_id, self._process(item))
+        self._on_event("work", {"in_flight": len(self._in_flight), "pending": len(pending)})
 
     def _spawn(self, link_id: str, work: Awaitable[None]) -> None:
         # The in-memory lock: one task per link. It is only a cache of
@@ -341,6 +357,11 @@ class LinkProcessor:
         await self._commit(link_id, [(name, {"linkId": link_id, "error": error, "updatedAt": utc_now()})])
         self._on_event("outcome", {"outcome": "failed", "error": error})
 
+    def _fail_session(self, exc: BaseException) -> None:
+        """A session that cannot push must not go on pulling: make the supervisor restart it."""
+        if self._session_failure is not None and not self._session_failure.done():
+            self._session_failure.set_exception(exc)
+
     async def _tag_ids(self) -> dict[str, str]:
         rows = await self.store.fetchall("SELECT id, name FROM tags WHERE deleted_at IS NULL ORDER BY rowid")
         return {row["name"]: row["id"] for row in rows}
@@ -366,9 +387,10 @@ class LinkProcessor:
                 except ServerAhead:
                     await self.catch_up()
                     continue
-                except (ConnectionError, OSError, TimeoutError, LinkprocError) as exc:
+                except Exception as exc:  # noqa: BLE001 - retry boundary: a push is idempotent by event ids
                     failures += 1
                     if failures > 5:
+                        self._fail_session(exc)
                         raise
                     delay = min(10.0, self.settings.retry_backoff * 2**failures)
                     log.warning("push failed (%s); retrying in %.1f s", exc, delay)

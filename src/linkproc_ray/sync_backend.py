@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from . import queries
-from .errors import BatchTooLarge, InvalidEvent, ServerAhead
+from .errors import BatchTooLarge, InvalidEvent, LinkprocError, ServerAhead
 from .events import (
     POKE_EVENTS,
     Event,
@@ -80,6 +80,7 @@ class SyncBackend:
         self._session_id = session_id
         self._queue: asyncio.Queue[_Write] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._new_events = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self.followers = 0
@@ -87,15 +88,43 @@ class SyncBackend:
         self.commits = 0
         self._committed_head = 0
 
-    async def start(self) -> None:
-        """Open the store and the writer; pokes the processor if the log shows unfinished links."""
+    async def start(self, *, watchdog_interval: float | None = None) -> None:
+        """Open the store and the writer; pokes the processor if the log shows unfinished links.
+
+        With ``watchdog_interval``, keeps poking every interval while unfinished
+        links exist, so a link interrupted by a crash finishes even if no new
+        link is ever saved.
+        """
         await self.store.open()
         self._committed_head = self.store.head
         self._writer = asyncio.create_task(self._write_loop(), name="sync-backend-writer")
+        await self._poke_if_unfinished()
+        if watchdog_interval is not None:
+            self._watchdog = asyncio.create_task(self._watch(watchdog_interval), name="sync-backend-watchdog")
+
+    async def _poke_if_unfinished(self) -> None:
         if await queries.pending_links(self.store) or await queries.deleted_while_pending(self.store):
             self._schedule_poke()
 
+    async def _watch(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._poke_if_unfinished()
+            except LinkprocError:
+                log.warning("watchdog could not read the read model", exc_info=True)
+
+    def idle_seconds(self) -> float:
+        """How long no request came and nobody followed the log (0 while followed)."""
+        if self.followers:
+            return 0.0
+        return time.monotonic() - self.last_activity
+
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+            self._watchdog = None
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
@@ -242,10 +271,6 @@ class SyncBackend:
             await self._poke()
         except Exception:  # noqa: BLE001 - a lost poke is fine: the processor sweeps state
             log.warning("poke failed", exc_info=True)
-
-    def poke_if_unfinished(self) -> None:
-        """Used by watchdogs: poke when unfinished work may exist, without data."""
-        self._schedule_poke()
 
     # -- reads ------------------------------------------------------------
 

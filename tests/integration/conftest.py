@@ -52,7 +52,13 @@ def app_settings(data_dir: Path, page_server: PageServer) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
+def metrics_port() -> int:
+    """Where this node's Ray metrics agent serves Prometheus text."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(metrics_port: int) -> Iterator[None]:
     import ray
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
@@ -63,6 +69,7 @@ def ray_cluster() -> Iterator[None]:
         include_dashboard=False,
         logging_level="WARNING",
         log_to_driver=False,
+        _metrics_export_port=metrics_port,
     )
     yield
     from ray import serve

@@ -154,7 +154,10 @@ async def test_a_link_is_summarized_end_to_end_through_the_vllm_deployment(
 ) -> None:
     fallbacks: list[str] = []
     summarizer = FallbackSummarizer(
-        ServeSummarizer(vllm_app), ExtractiveSummarizer(), timeout=vllm_app.summarizer_timeout, on_fallback=fallbacks.append
+        ServeSummarizer(vllm_app),
+        ExtractiveSummarizer(),
+        timeout=vllm_app.summarizer_timeout,
+        on_fallback=fallbacks.append,
     )
     async with Org(tmp_path, page_server.host_port) as org:
         org.new_processor(summarizer=summarizer)

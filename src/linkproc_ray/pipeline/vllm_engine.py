@@ -111,7 +111,7 @@ class VLLMSummarizer:
             model=o.model,
             served_model_name=self.model,
             dtype=o.dtype,  # type: ignore[arg-type]
-            max_model_len=o.max_model_len,
+            max_model_len=o.max_model_len,  # type: ignore[arg-type]  # None: the model's own length
             gpu_memory_utilization=o.gpu_memory_utilization,
             tensor_parallel_size=o.tensor_parallel_size,
             kv_cache_memory_bytes=int(o.kv_cache_gib * 2**30) if o.kv_cache_gib else None,
