@@ -134,5 +134,16 @@ def list_links(
     console.print(table)
 
 
+@app.command("watch")
+def watch_links(server: ServerURL = "http://127.0.0.1:8000", token_value: Token = "") -> None:
+    """Show the org's links changing live until Ctrl-C.
+
+    Example: linkproc watch
+    """
+    from .watch import watch
+
+    watch(server, token_value)
+
+
 def main() -> None:
     app()

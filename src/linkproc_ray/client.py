@@ -646,11 +646,12 @@ class LinkprocClient:
     async def _rest_session(self) -> None:
         self._state = SyncState.POLLING
         while True:
+            # Cleared before the round, so a commit made during it wakes the next one.
+            self._wake.clear()
             try:
                 await self.sync()
             except PushRejected:
                 log.warning("pending commits refused: %s", self._last_error)
-            self._wake.clear()
             poll = asyncio.create_task(self._pull(wait=LONG_POLL))
             woken = asyncio.create_task(self._wake.wait())
             try:

@@ -31,6 +31,37 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = Field(default=None, description="PEM public key for RS256/ES256.")
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # --- production JWT keys (auth.py): RS*/ES* public keys, picked by the token's `kid` ---
+    jwt_public_keys_dir: Path | None = Field(
+        default=None,
+        validate_default=True,
+        description="Folder of <kid>.pem public keys for RS*/ES*; a token's kid header picks one (rotation).",
+    )
+
+    @field_validator("jwt_public_keys_dir")
+    @classmethod
+    def _keys_match_algorithms(cls, value: Path | None, info: Any) -> Path | None:
+        # Checked here, on plain settings, so a bad combination fails at start;
+        # the key files themselves are read where tokens are verified (the ingress).
+        algorithms = info.data.get("jwt_algorithms")
+        if algorithms is None:  # already reported by its own validator
+            return value
+        asymmetric = [a for a in algorithms.split(",") if not a.startswith("HS")]
+        has_file = info.data.get("jwt_public_key_file") is not None
+        if asymmetric and len(asymmetric) != len(algorithms.split(",")):
+            raise ValueError(
+                f"LINKPROC_JWT_ALGORITHMS={algorithms!r} mixes a shared secret (HS*) with public keys; choose one"
+            )
+        if asymmetric and value is None and not has_file:
+            raise ValueError(
+                f"{','.join(asymmetric)} needs public keys: set LINKPROC_JWT_PUBLIC_KEYS_DIR "
+                "(<kid>.pem files) or LINKPROC_JWT_PUBLIC_KEY_FILE"
+            )
+        if value is not None and has_file:
+            raise ValueError("set LINKPROC_JWT_PUBLIC_KEYS_DIR or LINKPROC_JWT_PUBLIC_KEY_FILE, not both")
+        if value is not None and not asymmetric:
+            raise ValueError("public keys are configured but LINKPROC_JWT_ALGORITHMS accepts no RS*/ES* algorithm")
+        return value.expanduser().resolve() if value is not None else None
     fetch_allow_hosts: str = Field(default="", description="Comma-separated host or host:port the SSRF guard opens.")
     fetch_timeout: float = Field(default=15.0, gt=0)
     fetch_max_bytes: int = Field(default=5_000_000, gt=0)

@@ -31,6 +31,7 @@ from .metrics import METRICS
 from .pipeline.canonical import canonicalize_url, domain_of
 from .sync_backend import MAX_PUSH_BYTES, MAX_PUSH_EVENTS
 from .types import JSON
+from .ws_api import add_sync_socket
 
 MAX_BODY_BYTES: Final = MAX_PUSH_BYTES + 64 * 1024
 """A push body may carry 1 MB of events plus its small envelope."""
@@ -219,4 +220,5 @@ def create_api() -> FastAPI:
         assert link is not None
         return link
 
+    add_sync_socket(api)
     return api

@@ -39,8 +39,30 @@ class BackendPort(Protocol):
     async def pull(self, after: int = 0, limit: int = 1000, wait: float = 0.0) -> PullResult: ...
 
 
-class LinkGone(Exception):
-    """The link was deleted: the decision to write about it no longer holds."""
+class StaleDecision(Exception):
+    """The link's state changed since the decision was made (deleted, finished elsewhere)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """The state a decision was made in; it is re-checked before every push attempt."""
+
+    deleted: bool = False
+    statuses: frozenset[str | None] = frozenset({"pending", "reprocess_requested"})
+    attempts: int | None = None
+
+    def holds(self, state: queries.LinkState | None) -> bool:
+        if state is None:
+            return False
+        return (
+            state.deleted == self.deleted
+            and state.status in self.statuses
+            and (self.attempts is None or state.attempts == self.attempts)
+        )
+
+
+RUNNING = Expect()
+"""A run in progress: the link is live and its request not yet ended (a reprocess request may wait)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,30 +284,34 @@ class LinkProcessor:
         task.add_done_callback(finished)
 
     async def _cancel_request(self, link_id: str) -> None:
-        await self._commit(link_id, [("v1.LinkProcessingCancelled", {"linkId": link_id, "updatedAt": utc_now()})], allow_deleted=True)
+        try:
+            await self._commit(
+                link_id,
+                [("v1.LinkProcessingCancelled", {"linkId": link_id, "updatedAt": utc_now()})],
+                Expect(deleted=True, statuses=frozenset({"pending"})),
+            )
+        except StaleDecision:
+            return
         self._on_event("outcome", {"outcome": "cancelled"})
 
     async def _process(self, item: queries.WorkItem) -> None:
         link_id = item.link_id
         try:
             if item.status == "pending":
+                # Found pending but not in flight: a run was interrupted.
+                decided = Expect(statuses=frozenset({"pending"}), attempts=item.attempts)
                 if item.attempts >= self.settings.max_attempts:
-                    await self._finish(link_id, "v1.LinkProcessingFailed", error=INTERRUPTED)
+                    await self._finish(link_id, "v1.LinkProcessingFailed", error=INTERRUPTED, expect=decided)
                     return
-                await self._commit(
-                    link_id,
-                    [
-                        (
-                            "v1.LinkProcessingResumed",
-                            {"linkId": link_id, "attempt": item.attempts + 1, "updatedAt": utc_now()},
-                        )
-                    ],
-                )
+                args: JSON = {"linkId": link_id, "attempt": item.attempts + 1, "updatedAt": utc_now()}
+                await self._commit(link_id, [("v1.LinkProcessingResumed", args)], decided)
             else:
-                await self._commit(link_id, [("v1.LinkProcessingStarted", {"linkId": link_id, "updatedAt": utc_now()})])
+                decided = Expect(statuses=frozenset({None, "reprocess_requested"}))
+                args = {"linkId": link_id, "updatedAt": utc_now()}
+                await self._commit(link_id, [("v1.LinkProcessingStarted", args)], decided)
             self._on_event("started", {"linkId": link_id})
             await self._enrich(link_id, item.url)
-        except LinkGone:
+        except StaleDecision:
             return
         except LinkprocError:
             raise
@@ -353,8 +379,8 @@ class LinkProcessor:
         await self._commit(link_id, outcome)
         self._on_event("outcome", {"outcome": "completed", "seconds": time.monotonic() - started})
 
-    async def _finish(self, link_id: str, name: str, *, error: str) -> None:
-        await self._commit(link_id, [(name, {"linkId": link_id, "error": error, "updatedAt": utc_now()})])
+    async def _finish(self, link_id: str, name: str, *, error: str, expect: Expect = RUNNING) -> None:
+        await self._commit(link_id, [(name, {"linkId": link_id, "error": error, "updatedAt": utc_now()})], expect)
         self._on_event("outcome", {"outcome": "failed", "error": error})
 
     def _fail_session(self, exc: BaseException) -> None:
@@ -368,19 +394,20 @@ class LinkProcessor:
 
     # -- writing --------------------------------------------------------------
 
-    async def _commit(self, link_id: str, items: list[tuple[str, JSON]], *, allow_deleted: bool = False) -> None:
-        """Push events about one link, rebasing on ``server_ahead``.
+    async def _commit(self, link_id: str, items: list[tuple[str, JSON]], expect: Expect = RUNNING) -> None:
+        """Push events about one link, rebasing on ``server_ahead``; applied locally on return.
 
         Before every attempt the decision is re-checked against the newest
-        state: nothing but Cancelled is written about a deleted link. The
-        parent check makes that check race-free.
+        state (``expect``): nothing but Cancelled is written about a deleted
+        link, and no run writes after its request ended. The backend's parent
+        check makes that check race-free.
         """
         events = [make(name, args, client_id=self.client_id, session_id=self.session_id) for name, args in items]
         async with self._commit_lock:
             failures = 0
             while True:
-                if not allow_deleted and await queries.is_deleted(self.store, link_id):
-                    raise LinkGone(link_id)
+                if not expect.holds(await queries.link_state(self.store, link_id)):
+                    raise StaleDecision(link_id)
                 parent = self.head
                 try:
                     result = await asyncio.shield(self.backend.push(parent, events))
@@ -400,9 +427,11 @@ class LinkProcessor:
                     Event(seq, parent, e.id, e.name, e.args, e.client_id, e.session_id)
                     for seq, e in zip(result.seqs, events)
                 ]
-                # A retried push may be answered with older seqs that the
-                # follow loop applies instead.
                 if confirmed and confirmed[0].seq == self.head + 1:
                     await self._apply(confirmed)
+                # A retried push may be answered with older seqs; either way the
+                # next decision must see these events, so wait until they are here.
+                while result.seqs and self.head < max(result.seqs):
+                    await self.catch_up()
                 self._on_event("pushed", {"count": len(events)})
                 return

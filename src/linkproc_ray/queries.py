@@ -130,9 +130,26 @@ async def deleted_while_pending(store: EventStore) -> list[str]:
     return [r["id"] for r in rows]
 
 
-async def is_deleted(store: EventStore, link_id: str) -> bool:
-    rows = await store.fetchall("SELECT deleted_at FROM links WHERE id = ?", (link_id,))
-    return not rows or rows[0]["deleted_at"] is not None
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """What a processing decision depends on."""
+
+    deleted: bool
+    status: str | None
+    attempts: int
+
+
+async def link_state(store: EventStore, link_id: str) -> LinkState | None:
+    """The link's deletion and processing status, or ``None`` if the link does not exist."""
+    rows = await store.fetchall(
+        "SELECT l.deleted_at, p.status, COALESCE(p.attempts, 0) AS attempts FROM links AS l "
+        "LEFT JOIN link_processing_status AS p ON p.link_id = l.id WHERE l.id = ?",
+        (link_id,),
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    return LinkState(deleted=row["deleted_at"] is not None, status=row["status"], attempts=row["attempts"])
 
 
 async def tag_names(store: EventStore, link_id: str | None = None) -> list[str]:

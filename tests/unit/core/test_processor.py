@@ -213,3 +213,31 @@ async def test_a_processor_that_comes_back_fetches_only_the_missing_events(tmp_p
 
 async def _at(processor, head: int) -> bool:
     return processor.head >= head
+
+
+class FlakyPushes:
+    """The real backend, except that its next ``failures`` pushes raise (a broken push path)."""
+
+    def __init__(self, backend, failures: int) -> None:
+        self.backend = backend
+        self.failures = failures
+
+    async def push(self, parent, events):
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("push path broken")
+        return await self.backend.push(parent, events)
+
+    async def pull(self, after=0, limit=1000, wait=0.0):
+        return await self.backend.pull(after, limit, wait)
+
+
+async def test_a_broken_push_path_restarts_the_session_visibly_and_the_link_still_finishes(tmp_path, page_server):
+    async with Org(tmp_path, page_server.host_port) as org:
+        processor = org.new_processor()
+        processor.backend = FlakyPushes(org.backend, failures=7)
+        await org.backend.create_link(article(page_server), "127.0.0.1", None, "a")
+        await org.wait_terminal(["a"], timeout=60)
+        assert processor.session_restarts >= 1
+        assert (await org.terminal_counts())["a"] == 1
+        assert (await org.started_counts())["a"] == 1, "failed pushes stored nothing, so Started is stored once"

@@ -25,7 +25,7 @@ from linkproc_ray.gateway import LocalGateway
 from linkproc_ray.http_api import create_api
 from linkproc_ray.live import LiveHub
 from linkproc_ray.sync_backend import SyncBackend
-from linkproc_ray.ws_api import add_sync_socket, live_hub
+from linkproc_ray.ws_api import live_hub
 
 T = TypeVar("T")
 
@@ -37,9 +37,6 @@ class SyncServer:
         self.settings = Settings(data_dir=data_dir, jwt_secret="sync-tests-secret-of-at-least-32-bytes")
         self.gateway = LocalGateway(data_dir)
         api = create_api()
-        # Until create_api() registers the socket itself.
-        if not any(getattr(route, "path", "") == "/v1/orgs/{org}/sync" for route in api.routes):
-            add_sync_socket(api)
         api.state.gateway = self.gateway
         api.state.verifier = TokenVerifier(self.settings)
         self.api = api

@@ -1,0 +1,171 @@
+"""How many live orgs a node holds: memory (RSS/PSS/USS) and idle CPU of K orgs' actor pairs.
+
+Each org is a booted SyncBackend actor plus a booted LinkProcessor following
+its log (the state of an org between links). Writes results/org_capacity.json.
+
+    python benchmarks/org_capacity.py --orgs 16 --idle 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import ray
+
+from linkproc_ray.actors import backend_handle, processor_handle
+from linkproc_ray.config import NAMESPACE, Settings
+
+RESULTS = Path(__file__).parent / "results" / "org_capacity.json"
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node size to plan for, and what Ray keeps for itself on it."""
+
+    vcpus: int
+    memory_gib: float
+    # Ray reserves 30% of memory for the object store by default, and its own
+    # daemons (raylet, agents, log monitor, a Serve proxy) take about 1 GiB;
+    # Ray's memory monitor kills workers above 95% of the node's memory.
+    object_store_share: float = 0.30
+    daemons_gib: float = 1.0
+    memory_monitor_threshold: float = 0.95
+
+
+@dataclass(frozen=True)
+class Result:
+    orgs: int
+    idle_seconds: float
+    rss_mib_per_pair: float
+    pss_mib_per_pair: float
+    uss_mib_per_pair: float
+    idle_cpu_cores_per_pair: float
+    logical_cpus_per_pair: float
+    boot_seconds: float
+    machine: str
+
+
+def pids_of(org: str, settings: Settings) -> list[int]:
+    def pid(_self: object) -> int:
+        return os.getpid()
+
+    handles = (backend_handle(org, settings), processor_handle(org, settings))
+    return [ray.get(handle.__ray_call__.remote(pid)) for handle in handles]
+
+
+async def boot(org: str, settings: Settings) -> None:
+    """Open the backend's log and the processor's replica; the processor then follows the log."""
+    await backend_handle(org, settings).stats.remote()
+    await processor_handle(org, settings).catch_up.remote()
+
+
+def memory_of(pids: list[int]) -> tuple[float, float, float]:
+    rss = pss = uss = 0.0
+    for pid in pids:
+        info = psutil.Process(pid).memory_full_info()
+        rss, pss, uss = rss + info.rss, pss + info.pss, uss + info.uss
+    return rss / MIB, pss / MIB, uss / MIB
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def measure(orgs: int, idle: float, data_dir: Path) -> Result:
+    settings = Settings(data_dir=data_dir, jwt_secret="capacity-benchmark-secret-long-enough")
+    names = [f"capacity-{i}" for i in range(orgs)]
+    started = time.monotonic()
+
+    async def boot_all() -> None:
+        await asyncio.gather(*(boot(org, settings) for org in names))
+
+    asyncio.run(boot_all())
+    boot_seconds = time.monotonic() - started
+    pids = [pid for org in names for pid in pids_of(org, settings)]
+    # Let start-up work (imports, first pulls) finish before the idle window.
+    time.sleep(5)
+    rss, pss, uss = memory_of(pids)
+    before = cpu_seconds(pids)
+    time.sleep(idle)
+    used = cpu_seconds(pids) - before
+    return Result(
+        orgs=orgs,
+        idle_seconds=idle,
+        rss_mib_per_pair=round(rss / orgs, 1),
+        pss_mib_per_pair=round(pss / orgs, 1),
+        uss_mib_per_pair=round(uss / orgs, 1),
+        idle_cpu_cores_per_pair=round(used / idle / orgs, 4),
+        logical_cpus_per_pair=2 * settings.actor_num_cpus,
+        boot_seconds=round(boot_seconds, 1),
+        machine=f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+    )
+
+
+def capacity(result: Result, node: Node) -> dict[str, Any]:
+    """Live org pairs per node under each limit; the smallest one binds."""
+    usable_gib = node.memory_gib * (node.memory_monitor_threshold - node.object_store_share) - node.daemons_gib
+    # PSS counts shared pages (Python, Ray's libraries) once across processes:
+    # the right measure for many similar processes on one machine.
+    by_memory = int(usable_gib * 1024 / result.pss_mib_per_pair)
+    by_idle_cpu = int(node.vcpus * 0.5 / max(result.idle_cpu_cores_per_pair, 1e-6))
+    by_logical_cpu = int(node.vcpus / result.logical_cpus_per_pair)
+    limits = {"memory": by_memory, "idle_cpu_half_the_node": by_idle_cpu, "ray_logical_cpus": by_logical_cpu}
+    return {"node": asdict(node), "limits": limits, "binding": min(limits, key=limits.__getitem__)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orgs", type=int, default=16)
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        address="local",
+        num_cpus=4,
+        namespace=NAMESPACE,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="linkproc-capacity-") as data_dir:
+            result = measure(args.orgs, args.idle, Path(data_dir))
+    finally:
+        ray.shutdown()
+    nodes = [capacity(result, Node(4, 16)), capacity(result, Node(8, 32))]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"measured": asdict(result), "capacity": nodes}, indent=2) + "\n")
+
+    print(f"{result.orgs} live org pairs on {result.machine}, idle window {result.idle_seconds:.0f} s")
+    print(f"{'per org pair':<28}{'value':>10}")
+    for label, value in (
+        ("RSS MiB", result.rss_mib_per_pair),
+        ("PSS MiB", result.pss_mib_per_pair),
+        ("USS MiB", result.uss_mib_per_pair),
+        ("idle CPU (cores)", result.idle_cpu_cores_per_pair),
+        ("Ray logical CPUs", result.logical_cpus_per_pair),
+    ):
+        print(f"{label:<28}{value:>10}")
+    for entry in nodes:
+        node = entry["node"]
+        limits = ", ".join(f"{k} {v}" for k, v in entry["limits"].items())
+        print(f"{node['vcpus']} vCPU / {node['memory_gib']:.0f} GiB node: {limits} -> {entry['binding']} binds")
+
+
+if __name__ == "__main__":
+    main()
