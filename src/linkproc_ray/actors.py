@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 from ray import serve
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 
 from .config import NAMESPACE, Settings
 from .errors import AIError, AITimeout, LinkprocError
@@ -261,6 +261,12 @@ class NamedActor:
                     raise
                 log.info("actor unavailable for %s; retrying (%d)", method, attempt + 1)
                 await asyncio.sleep(self._delay * (attempt + 1))
+            except RayTaskError as exc:
+                # Our own errors travel as themselves: their message, not the
+                # remote traceback Ray wraps them in, reaches HTTP clients.
+                if isinstance(exc.cause, LinkprocError):
+                    raise exc.cause from None
+                raise
         raise AssertionError("unreachable")
 
 

@@ -31,6 +31,7 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the HTTP ingress.")] = 8000,
     org: Annotated[str, typer.Option(help="Org of the printed dev token.")] = "acme",
     num_cpus: Annotated[int | None, typer.Option(help="CPUs for the local Ray cluster (default: all).")] = None,
+    metrics_port: Annotated[int, typer.Option(help="Port of Ray's Prometheus metrics (processors, backends).")] = 8080,
 ) -> None:
     """Start a local Ray cluster and the Serve app in the foreground; Ctrl-C stops everything.
 
@@ -48,11 +49,19 @@ def up(
 
     started = time.monotonic()
     with console.status("starting Ray and Serve…"):
-        ray.init(address="local", namespace=NAMESPACE, num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
+        ray.init(
+            address="local",
+            namespace=NAMESPACE,
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            logging_level="WARNING",
+            _metrics_export_port=metrics_port,
+        )
         serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
         serve.run(build_app(), name=settings.serve_app_name, route_prefix="/")
     console.print(f"[green]linkproc-ray is up[/] at http://{host}:{port} in {time.monotonic() - started:.1f} s")
     console.print(f"data dir: {settings.data_dir}")
+    console.print(f"metrics: http://{host}:{port}/metrics (ingress), http://127.0.0.1:{metrics_port}/metrics (Ray: orgs)")
     console.print(f"dev token for org {org!r} (1 h):")
     print(issue_token(settings, org, ttl=3600), flush=True)
     console.print("Ctrl-C stops it.")
