@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -54,7 +55,7 @@ def up(
             namespace=NAMESPACE,
             num_cpus=num_cpus,
             include_dashboard=False,
-            logging_level="WARNING",
+            logging_level=logging.WARNING,
             _metrics_export_port=metrics_port,
         )
         serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
@@ -71,7 +72,7 @@ def up(
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
     with console.status("shutting down…"):
-        serve.shutdown()
+        serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()
     console.print("stopped.")
 

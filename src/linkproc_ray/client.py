@@ -27,11 +27,19 @@ from websockets.asyncio.client import ClientConnection
 
 from . import queries
 from .errors import StoreError, SyncError
-from .events import Event, NewEvent, make, new_id, utc_now
+from .events import (
+    MAX_PUSH_BYTES,
+    MAX_PUSH_EVENTS,
+    Event,
+    NewEvent,
+    make,
+    new_id,
+    utc_now,
+)
 from .materialize import TABLES, statements_for
 from .pipeline.canonical import canonicalize_url, domain_of
 from .store import EventStore
-from .sync_backend import MAX_PULL_LIMIT, MAX_PUSH_BYTES, MAX_PUSH_EVENTS
+from .sync_backend import MAX_PULL_LIMIT
 from .types import JSON
 
 log = logging.getLogger(__name__)

@@ -9,21 +9,23 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import InvalidEvent
+from .errors import BatchTooLarge, InvalidEvent
 from .types import JSON
 
 MAX_ID_LENGTH: Final = 128
 MAX_URL_LENGTH: Final = 2048
+MAX_PUSH_EVENTS: Final = 1000
+MAX_PUSH_BYTES: Final = 1_000_000
 
 
 def utc_now() -> str:
     """The current time as the ISO-8601 UTC string events carry."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id() -> str:
@@ -284,6 +286,25 @@ def make(name: str, args: JSON, *, client_id: str, session_id: str) -> NewEvent:
     """Build and validate a new event with a fresh id."""
     validate(name, args)
     return NewEvent(id=new_id(), name=name, args=args, client_id=client_id, session_id=session_id)
+
+
+def parse_push(body: Any) -> tuple[int, list[NewEvent]]:
+    """``{"parent": N, "events": [...]}`` from the wire (REST body or socket frame), validated.
+
+    Raises :class:`InvalidEvent` naming the bad event and field, or
+    :class:`BatchTooLarge` past the event-count limit.
+    """
+    if not isinstance(body, dict):
+        raise InvalidEvent("body must be an object with parent and events", field="body")
+    parent = body.get("parent")
+    if not isinstance(parent, int) or isinstance(parent, bool) or parent < 0:
+        raise InvalidEvent("parent must be a non-negative integer", field="parent")
+    raw = body.get("events")
+    if not isinstance(raw, list):
+        raise InvalidEvent("events must be a list", field="events")
+    if len(raw) > MAX_PUSH_EVENTS:
+        raise BatchTooLarge(f"a push holds at most {MAX_PUSH_EVENTS} events, got {len(raw)}")
+    return parent, [NewEvent.from_json(item, index=i) for i, item in enumerate(raw)]
 
 
 def encoded_size(events: list[NewEvent]) -> int:

@@ -25,11 +25,10 @@ from .errors import (
     ServerAhead,
     Unauthorized,
 )
-from .events import NewEvent, new_id, utc_now
+from .events import MAX_PUSH_BYTES, new_id, parse_push, utc_now
 from .gateway import Gateway, OrgBackend
 from .metrics import METRICS
 from .pipeline.canonical import canonicalize_url, domain_of
-from .sync_backend import MAX_PUSH_BYTES, MAX_PUSH_EVENTS
 from .types import JSON
 from .ws_api import add_sync_socket
 
@@ -93,21 +92,6 @@ async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
         return json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"body is not valid JSON: {exc}", field="body") from None
-
-
-def parse_push(body: Any) -> tuple[int, list[NewEvent]]:
-    """``{"parent": N, "events": [...]}`` validated; raises naming the bad field."""
-    if not isinstance(body, dict):
-        raise InvalidEvent("body must be an object with parent and events", field="body")
-    parent = body.get("parent")
-    if not isinstance(parent, int) or isinstance(parent, bool) or parent < 0:
-        raise InvalidEvent("parent must be a non-negative integer", field="parent")
-    raw = body.get("events")
-    if not isinstance(raw, list):
-        raise InvalidEvent("events must be a list", field="events")
-    if len(raw) > MAX_PUSH_EVENTS:
-        raise BatchTooLarge(f"a push holds at most {MAX_PUSH_EVENTS} events, got {len(raw)}")
-    return parent, [NewEvent.from_json(item, index=i) for i, item in enumerate(raw)]
 
 
 def create_api() -> FastAPI:

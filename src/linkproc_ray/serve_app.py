@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class Ingress:
     """HTTP and WebSocket front door; every route checks the JWT and the org."""
 
-    def __init__(self, summarizer: DeploymentHandle, settings: dict[str, Any]) -> None:
+    def __init__(self, summarizer: DeploymentHandle[Any], settings: dict[str, Any]) -> None:
         # The summarizer handle is bound only so that one application deploys both.
         del summarizer
         self.settings = Settings(**settings)
@@ -118,5 +118,8 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     """The Serve application; ``args`` override ``LINKPROC_*`` settings (e.g. from serve_config.yaml)."""
     settings = load_settings(**(args or {}))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    TokenVerifier(settings)  # a bad key or secret fails here, at deploy time, naming the setting
     plain = settings.to_actor_args()
-    return Ingress.bind(SummarizerDeployment.bind(plain), plain)
+    # serve.deployment turns each class into a Deployment; mypy only sees the class.
+    app: Application = Ingress.bind(SummarizerDeployment.bind(plain), plain)  # type: ignore[attr-defined]
+    return app

@@ -17,6 +17,8 @@ from typing import Any, Final
 from . import queries
 from .errors import BatchTooLarge, InvalidEvent, LinkprocError, ServerAhead
 from .events import (
+    MAX_PUSH_BYTES,
+    MAX_PUSH_EVENTS,
     POKE_EVENTS,
     Event,
     NewEvent,
@@ -32,8 +34,6 @@ from .types import JSON
 
 log = logging.getLogger(__name__)
 
-MAX_PUSH_EVENTS: Final = 1000
-MAX_PUSH_BYTES: Final = 1_000_000
 MAX_PULL_LIMIT: Final = 10_000
 MAX_PULL_WAIT: Final = 30.0
 SERVER_CLIENT_ID: Final = "sync-backend"

@@ -18,11 +18,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from .auth import TokenVerifier, valid_org_id
 from .errors import BatchTooLarge, InvalidEvent, ServerAhead, Unauthorized
-from .events import NewEvent
+from .events import MAX_PUSH_BYTES, parse_push
 from .gateway import Gateway
 from .live import LiveHub, Subscription
 from .metrics import METRICS
-from .sync_backend import MAX_PUSH_BYTES, MAX_PUSH_EVENTS
 from .types import JSON
 
 log = logging.getLogger(__name__)
@@ -76,19 +75,6 @@ def _detail(exc: Exception) -> str:
     # An error raised in an actor arrives wrapped, and its str() is the remote
     # traceback; clients get the original message only (``cause`` is the original).
     return str(getattr(exc, "cause", exc))
-
-
-def parse_push_frame(message: JSON) -> tuple[int, list[NewEvent]]:
-    """``parent`` and the validated events of a push frame; raises naming the bad event and field."""
-    parent = message.get("parent")
-    if not isinstance(parent, int) or isinstance(parent, bool) or parent < 0:
-        raise InvalidEvent("parent must be a non-negative integer", field="parent")
-    raw = message.get("events")
-    if not isinstance(raw, list):
-        raise InvalidEvent("events must be a list", field="events")
-    if len(raw) > MAX_PUSH_EVENTS:
-        raise BatchTooLarge(f"a push holds at most {MAX_PUSH_EVENTS} events, got {len(raw)}")
-    return parent, [NewEvent.from_json(item, index=i) for i, item in enumerate(raw)]
 
 
 class SyncSession:
@@ -200,7 +186,7 @@ class SyncSession:
         if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
             raise _ProtocolError("a push needs a requestId (string or integer)")
         try:
-            parent, events = parse_push_frame(message)
+            parent, events = parse_push(message)
             result = await subscription.backend.push(parent, events)
         except ServerAhead as exc:
             await self._reject(request_id, "server_ahead", exc.head, _detail(exc))

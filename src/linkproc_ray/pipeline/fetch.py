@@ -15,7 +15,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import charset_normalizer
 import httpcore
@@ -32,7 +32,13 @@ from linkproc_ray.errors import (
     FetchTooManyRedirects,
     FetchUnsupportedType,
 )
-from linkproc_ray.pipeline.ssrf import FetchPolicy, Resolver, SystemResolver, check_url, resolve_checked
+from linkproc_ray.pipeline.ssrf import (
+    FetchPolicy,
+    Resolver,
+    SystemResolver,
+    check_url,
+    resolve_checked,
+)
 
 DEFAULT_USER_AGENT = f"linkproc-ray/{__version__} (+https://github.com/linkproc/linkproc-ray)"
 """Sent with every request: says who we are and where to read about it."""
@@ -269,8 +275,8 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _parse_content_type(value: str) -> tuple[str, str | None]:

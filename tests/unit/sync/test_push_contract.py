@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 
-from linkproc_ray.sync_backend import MAX_PUSH_EVENTS
+from linkproc_ray.events import MAX_PUSH_EVENTS
 from tests.factories import event, link_created
 from tests.unit.sync.wire import close_code, open_socket, push, receive, rest, rest_pull, rest_push
 
