@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     summarizer_timeout: float = Field(default=30.0, gt=0)
     serve_app_name: str = "linkproc"
     actor_num_cpus: float = Field(default=0.05, ge=0, le=1, description="CPU share reserved per org actor.")
-    parse_num_cpus: float = Field(default=0.5, gt=0, le=8, description="CPU share of one parsing task.")
+    # A whole CPU per parse task keeps as many parse workers as CPUs, so Ray
+    # reuses them instead of starting and reaping workers during bursts.
+    parse_num_cpus: float = Field(default=1.0, gt=0, le=8, description="CPU share of one parsing task.")
 
     @field_validator("data_dir")
     @classmethod

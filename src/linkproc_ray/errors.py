@@ -12,7 +12,8 @@ Every failure a user can see has a ``code``; processing failures become the
     │   ├── FetchTooManyRedirects     fetch:too_many_redirects
     │   ├── FetchTooLarge             fetch:too_large
     │   ├── FetchUnsupportedType      fetch:unsupported_type
-    │   └── FetchHTTPStatus           fetch:<status>
+    │   ├── FetchHTTPStatus           fetch:<status>
+    │   └── ParseTimeout              parse:timeout
     ├── AIError                       ai:error
     │   ├── AITimeout                 ai:timeout
     │   └── AIInvalidOutput           ai:invalid_output
@@ -92,6 +93,12 @@ class FetchHTTPStatus(FetchError):
         super().__init__(message or f"HTTP {status}")
         self.status = status
         self.code = f"fetch:{status}"
+
+
+class ParseTimeout(FetchError):
+    """The page arrived but parsing it (queued for a CPU, then run) took too long."""
+
+    code = "parse:timeout"
 
 
 class AIError(LinkprocError):

@@ -26,7 +26,7 @@ if importlib.util.find_spec("vllm") is None:
 
 from ray import serve
 
-from linkproc_ray.actors import ServeSummarizer
+from linkproc_ray.processor_wiring import ServeSummarizer
 from linkproc_ray.config import Settings, load_settings
 from linkproc_ray.errors import AIError, AIInvalidOutput
 from linkproc_ray.models import TINY_MODEL_NAME, build_tiny_model

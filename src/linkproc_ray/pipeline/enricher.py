@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from ..errors import FetchTimeout
+from ..errors import ParseTimeout
 from .fetch import FetchedPage
 from .parse import ParsedPage, parse_page
 from .summarize import Summarizer, Summary, SummaryRequest
@@ -50,7 +50,7 @@ class Enricher:
         *,
         run_cpu: CpuRunner = run_inline,
         lanes: Lanes = Lanes(),
-        parse_timeout: float = 30.0,
+        parse_timeout: float = 60.0,
     ) -> None:
         self.fetcher = fetcher
         self.summarizer = summarizer
@@ -68,7 +68,8 @@ class Enricher:
                     self._run_cpu(parse_page, page.html, page.url), self._parse_timeout
                 )
             except TimeoutError:
-                raise FetchTimeout(f"parsing took longer than {self._parse_timeout:.0f} s") from None
+                # Not fetch:timeout: the page arrived; it was the CPU queue or the parse.
+                raise ParseTimeout(f"parsing took longer than {self._parse_timeout:.0f} s") from None
             return page, parsed
 
     async def summarize(self, request: SummaryRequest) -> Summary:

@@ -1,0 +1,927 @@
+"""Rapid-link bursts across orgs through the real system, against the bare pipeline, with exactly-once checks.
+
+For O orgs, concurrent clients save M links each in bursts (several links of
+one org within milliseconds) through the Serve ingress; one more client per org
+follows the org's log live (the WebSocket, or a long-poll follower when the
+socket is not there). Every link must end in exactly one terminal event: the
+run exits 1 on any duplicate or lost link. The same URLs then go through the
+bare pipeline (the same fetch, parse and summarize code, one asyncio process,
+parsing in a process pool as wide as the machine, no Ray, no events) and the
+two are compared.
+
+    python benchmarks/burst.py --quick                  # 3 orgs x 40 links, a local Ray cluster
+    python benchmarks/burst.py                          # 10 orgs x 100 links
+    python benchmarks/burst.py --address auto --page-host 10.0.0.5   # a running cluster
+
+Writes benchmarks/results/burst.json and burst.png and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import html
+import json
+import logging
+import math
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    # The page server and the articles dataset live in tests/pages.py.
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+SECRET = "burst-benchmark-secret-that-is-long-enough-for-hs256"
+APP_NAME = "linkproc-burst"
+ROUTE_PREFIX = "/burst"
+"""Its own Serve app and prefix, so attaching to a cluster never replaces the real ``linkproc`` app."""
+
+TERMINAL = frozenset({"v1.LinkProcessingCompleted", "v1.LinkProcessingFailed", "v1.LinkProcessingCancelled"})
+STARTED = "v1.LinkProcessingStarted"
+RESUMED = "v1.LinkProcessingResumed"
+SUMMARIZED = "v1.LinkSummarized"
+
+JSON = dict[str, Any]
+
+
+# -- pure helpers (unit-tested in tests/unit/test_burst_stats.py) -----------------------------
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    """p50/p95/p99, interpolated between ranks (numpy's default), so a small sample is not pinned to its max."""
+    ordered = sorted(values)
+    result: dict[str, float | None] = {}
+    for point in (50, 95, 99):
+        if not ordered:
+            result[f"p{point}"] = None
+            continue
+        rank = (len(ordered) - 1) * point / 100
+        low, high = math.floor(rank), math.ceil(rank)
+        result[f"p{point}"] = round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 1)
+    return result
+
+
+@dataclass
+class Audit:
+    """What one org's log says about its links."""
+
+    duplicates: set[str] = field(default_factory=set)
+    lost: set[str] = field(default_factory=set)
+    resumed: int = 0
+    created: dict[str, JSON] = field(default_factory=dict)
+    terminal: dict[str, JSON] = field(default_factory=dict)
+
+
+def audit_log(events: Iterable[JSON], link_ids: Iterable[str]) -> Audit:
+    """Exactly-once per processing request, read from an ordered log.
+
+    A request opens at LinkCreated or LinkReprocessRequested and must hold one
+    LinkProcessingStarted (a restart adds Resumed, never a second Started) and
+    one terminal event. A link with more of either is a duplicate; a link of
+    ``link_ids`` whose latest request has no terminal event is lost.
+    """
+    audit = Audit()
+    started: Counter[str] = Counter()
+    ended: Counter[str] = Counter()
+    for event in events:
+        name, args = event["name"], event["args"]
+        if name in ("v1.LinkCreated", "v1.LinkReprocessRequested"):
+            link = args["id"] if name == "v1.LinkCreated" else args["linkId"]
+            if name == "v1.LinkCreated":
+                audit.created[link] = event
+            started[link] = ended[link] = 0
+            audit.terminal.pop(link, None)
+        elif name == STARTED:
+            started[args["linkId"]] += 1
+            if started[args["linkId"]] > 1:
+                audit.duplicates.add(args["linkId"])
+        elif name == RESUMED:
+            audit.resumed += 1
+        elif name in TERMINAL:
+            ended[args["linkId"]] += 1
+            if ended[args["linkId"]] > 1:
+                audit.duplicates.add(args["linkId"])
+            audit.terminal.setdefault(args["linkId"], event)
+    audit.lost = set(link_ids) - audit.terminal.keys()
+    return audit
+
+
+def added(system: dict[str, float | None], bare: dict[str, float | None]) -> dict[str, float | None]:
+    """System minus bare, percentile by percentile."""
+    result: dict[str, float | None] = {}
+    for key, mine in system.items():
+        theirs = bare[key]
+        result[key] = None if mine is None or theirs is None else round(mine - theirs, 1)
+    return result
+
+
+def iso_seconds(value: str) -> float:
+    """Seconds since the epoch of an event's ISO-8601 UTC date."""
+    return datetime.fromisoformat(value).timestamp()
+
+
+def server_latencies_ms(audit: Audit, link_ids: Iterable[str]) -> list[float]:
+    """createdAt (the backend's clock) to the terminal event's updatedAt (the processor's clock), per link."""
+    return [
+        (iso_seconds(audit.terminal[link]["args"]["updatedAt"]) - iso_seconds(audit.created[link]["args"]["createdAt"]))
+        * 1000
+        for link in link_ids
+        if link in audit.terminal and link in audit.created
+    ]
+
+
+def stage_latencies_ms(events: Iterable[JSON]) -> dict[str, list[float]]:
+    """Where each link's time went, by the events' own dates: waiting to start, fetch and parse, summarize and commit."""
+    marks: dict[str, dict[str, float]] = {}
+    for event in events:
+        name, args = event["name"], event["args"]
+        if name == "v1.LinkCreated":
+            marks.setdefault(args["id"], {})["created"] = iso_seconds(args["createdAt"])
+        elif name == STARTED:
+            marks.setdefault(args["linkId"], {}).setdefault("started", iso_seconds(args["updatedAt"]))
+        elif name == "v1.LinkMetadataFetched":
+            marks.setdefault(args["linkId"], {}).setdefault("fetched", iso_seconds(args["fetchedAt"]))
+        elif name in TERMINAL:
+            marks.setdefault(args["linkId"], {}).setdefault("terminal", iso_seconds(args["updatedAt"]))
+    stages: dict[str, list[float]] = {"created_to_started": [], "started_to_fetched": [], "fetched_to_terminal": []}
+    for mark in marks.values():
+        for stage, values in stages.items():
+            begin, _, end = stage.partition("_to_")
+            if begin in mark and end in mark:
+                values.append((mark[end] - mark[begin]) * 1000)
+    return stages
+
+
+def make_plan(
+    orgs: Sequence[str], links: int, articles: Sequence[str], synthetic_share: float, seed: int
+) -> dict[str, list[str]]:
+    """Page paths per org in push order: a seeded sample of articles plus synthetic pages, all distinct within an org."""
+    rng = random.Random(seed)
+    plan: dict[str, list[str]] = {}
+    next_synthetic = 0
+    for org in orgs:
+        from_articles = min(len(articles), links - round(links * synthetic_share))
+        paths = [f"/articles/{page}" for page in rng.sample(list(articles), from_articles)]
+        for _ in range(links - from_articles):
+            paths.append(f"/synthetic/{next_synthetic}")
+            next_synthetic += 1
+        rng.shuffle(paths)
+        plan[org] = paths
+    return plan
+
+
+def synthetic_count(plan: dict[str, list[str]]) -> int:
+    return sum(path.startswith("/synthetic/") for paths in plan.values() for path in paths)
+
+
+def synthetic_page(number: int, seed: int, sentences: Sequence[str]) -> str:
+    """A deterministic article-shaped page made of real sentences, so parsing and summarizing cost what real pages do."""
+    rng = random.Random(f"{seed}:{number}")
+    title = " ".join(rng.choice(sentences).split()[:7]).rstrip(",.;:")
+    paragraphs = [
+        "<p>" + html.escape(" ".join(rng.sample(sentences, rng.randint(3, 6)))) + "</p>"
+        for _ in range(rng.randint(5, 9))
+    ]
+    description = html.escape(rng.choice(sentences))
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f'<meta name="description" content="{description}"><meta property="og:site_name" content="Synthetic">'
+        f"</head><body><article><h1>{html.escape(title)}</h1>{''.join(paragraphs)}</article></body></html>"
+    )
+
+
+# -- the page server, in its own process so its threads never share a GIL with what is measured --
+
+
+def serve_pages(host: str, delay: float, synthetic: int, seed: int, conn: Connection) -> None:
+    """Serve every article and ``synthetic`` pages, each after ``delay`` seconds; send the port, stop on any message."""
+    from tests import pages
+
+    # A burst opens dozens of connections at once; socketserver's backlog of 5 would drop SYNs (1 s retries).
+    pages._QuietServer.request_queue_size = 256
+    sentences = [
+        s
+        for page in pages.article_ids()
+        for s in re.split(r"(?<=[.!?])\s+", pages.load_article(page)[2])
+        if 8 <= len(s.split()) <= 40
+    ]
+
+    def delayed(reply: pages.Reply) -> pages.Route:
+        def route(_: int) -> pages.Reply:
+            time.sleep(delay)
+            return reply
+
+        return route
+
+    headers = {"Content-Type": "text/html; charset=utf-8"}
+    with pages.PageServer(host) as server:
+        for page in pages.article_ids():
+            body = pages.load_article(page)[0].encode()
+            server.route(f"/articles/{page}", delayed(pages.Reply(body=body, headers=headers)))
+        for number in range(synthetic):
+            body = synthetic_page(number, seed, sentences).encode()
+            server.route(f"/synthetic/{number}", delayed(pages.Reply(body=body, headers=headers)))
+        conn.send(server.port)
+        conn.recv()
+
+
+class PageProcess:
+    """The page server's process as a context manager; ``base`` is its URL."""
+
+    def __init__(self, host: str, delay: float, synthetic: int, seed: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=serve_pages, args=(host, delay, synthetic, seed, child), daemon=True)
+        self.host = host
+        self.base = ""
+
+    def __enter__(self) -> Self:
+        self._process.start()
+        if not self._conn.poll(60):
+            raise RuntimeError("page server did not start within 60 s")
+        self.base = f"http://{self.host}:{self._conn.recv()}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.send("stop")
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.terminate()
+
+
+# -- the bare pipeline ------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One side's outcome: per-link latency and completion time (seconds from the run's start)."""
+
+    seconds: float = 0.0
+    latency_ms: list[float] = field(default_factory=list)
+    done_at: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    cpu_s: float = 0.0
+
+    @property
+    def links_per_s(self) -> float:
+        return len(self.done_at) / self.seconds if self.seconds else 0.0
+
+
+async def run_bare(plan: dict[str, list[str]], base: str, host_port: str, fetch: int, summarize: int, bar: Any) -> Run:
+    """Every URL handed over at once to per-org lanes (the processors' limits), one fetcher, a warm process pool."""
+    import psutil
+
+    from linkproc_ray.errors import LinkprocError
+    from linkproc_ray.pipeline.enricher import Enricher, Lanes
+    from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
+    from linkproc_ray.pipeline.fetch import Fetcher, FetchLimits
+    from linkproc_ray.pipeline.parse import parse_page
+    from linkproc_ray.pipeline.ssrf import FetchPolicy
+    from linkproc_ray.pipeline.summarize import SummaryRequest
+
+    loop = asyncio.get_running_loop()
+    width = os.cpu_count() or 1
+    run = Run()
+    me = psutil.Process()
+    others = {child.pid for child in me.children()}
+    with ProcessPoolExecutor(width, mp_context=multiprocessing.get_context("spawn")) as pool:
+
+        async def in_pool(fn: Any, *args: Any) -> Any:
+            return await loop.run_in_executor(pool, fn, *args)
+
+        fetcher = Fetcher(FetchPolicy.from_allow_list(host_port), FetchLimits())
+        # Warm-up outside the clock: every worker started with the parser imported, the connection pool open.
+        warm = await fetcher.fetch(base + next(iter(plan.values()))[0])
+        await asyncio.gather(*(in_pool(parse_page, warm.html, warm.url) for _ in range(2 * width)))
+        summarizer = ExtractiveSummarizer()
+        lanes = Lanes(fetch=fetch, summarize=summarize)
+        enrichers = {org: Enricher(fetcher, summarizer, run_cpu=in_pool, lanes=lanes) for org in plan}
+        cpu = CpuMeter()
+        cpu.sample([me, *(child for child in me.children() if child.pid not in others)])
+        started = time.perf_counter()
+
+        async def one(org: str, path: str) -> None:
+            enricher = enrichers[org]
+            try:
+                page, parsed = await enricher.fetch(base + path)
+                meta = parsed.metadata
+                await enricher.summarize(SummaryRequest(page.url, meta.title, meta.description, parsed.text or ""))
+            except LinkprocError as exc:
+                run.errors[exc.code] += 1
+            finished = time.perf_counter() - started
+            run.done_at.append(finished)
+            run.latency_ms.append(finished * 1000)
+            bar.update()
+
+        await asyncio.gather(*(one(org, path) for org, paths in plan.items() for path in paths))
+        run.seconds = time.perf_counter() - started
+        cpu.sample([me, *(child for child in me.children() if child.pid not in others)])
+        run.cpu_s = cpu.seconds
+        await fetcher.aclose()
+    return run
+
+
+# -- the system: pushers, followers, memory ---------------------------------------------------
+
+
+@dataclass
+class Posted:
+    org: str
+    url: str
+    status: int
+    link_id: str | None
+    sent: float
+    acked: float
+
+
+class Follower:
+    """Another client of one org: every event it receives, when it arrived, and whether the stream kept order."""
+
+    def __init__(self) -> None:
+        self.last_seq = 0
+        self.out_of_order = 0
+        self.terminal_seen: dict[str, float] = {}
+        self.summary_seen: dict[str, float] = {}
+
+    def receive(self, events: list[JSON]) -> None:
+        now = time.perf_counter()
+        for event in events:
+            if event["seq"] != self.last_seq + 1:
+                self.out_of_order += 1
+            self.last_seq = max(self.last_seq, event["seq"])
+            if event["name"] in TERMINAL:
+                self.terminal_seen.setdefault(event["args"]["linkId"], now)
+            elif event["name"] == SUMMARIZED:
+                self.summary_seen.setdefault(event["args"]["linkId"], now)
+
+
+async def open_socket(base: str, org: str, token: str) -> Any:
+    """The org's sync WebSocket, or None where the ingress has no such route yet."""
+    import websockets
+
+    url = f"{base.replace('http', 'ws', 1)}/v1/orgs/{org}/sync?after=0&token={token}"
+    try:
+        return await websockets.connect(url, max_size=None)
+    except websockets.exceptions.InvalidHandshake:
+        return None
+
+
+async def follow_socket(ws: Any, follower: Follower) -> None:
+    async with ws:
+        async for raw in ws:
+            message = json.loads(raw)
+            if message["type"] == "events":
+                follower.receive(message["events"])
+            elif message["type"] == "error":
+                raise RuntimeError(f"sync socket error: {message}")
+
+
+async def follow_long_poll(http: httpx.AsyncClient, org: str, follower: Follower) -> None:
+    while True:
+        response = await http.get(
+            f"/v1/orgs/{org}/events", params={"after": follower.last_seq, "limit": 1000, "wait": 10}
+        )
+        response.raise_for_status()
+        follower.receive(response.json()["events"])
+
+
+async def pull_log(http: httpx.AsyncClient, org: str) -> list[JSON]:
+    """The backend's whole log for ``org``, oldest first."""
+    events: list[JSON] = []
+    while True:
+        after = events[-1]["seq"] if events else 0
+        response = await http.get(f"/v1/orgs/{org}/events", params={"after": after, "limit": 10_000})
+        response.raise_for_status()
+        body = response.json()
+        events.extend(body["events"])
+        if not body["events"] or body["events"][-1]["seq"] >= body["head"]:
+            return events
+
+
+async def push_org(
+    http: httpx.AsyncClient,
+    org: str,
+    urls: list[str],
+    burst: int,
+    gap_ms: float,
+    rng: random.Random,
+    posted: list[Posted],
+) -> None:
+    """One client: ``burst`` links at once, then a seeded pause of up to ``gap_ms``, until its share is saved."""
+
+    async def post(url: str) -> None:
+        sent = time.perf_counter()
+        response = await http.post(f"/v1/orgs/{org}/links", json={"url": url})
+        link_id = response.json().get("id") if response.status_code in (200, 201) else None
+        posted.append(Posted(org, url, response.status_code, link_id, sent, time.perf_counter()))
+
+    for start in range(0, len(urls), burst):
+        await asyncio.gather(*(post(url) for url in urls[start : start + burst]))
+        await asyncio.sleep(rng.uniform(0, gap_ms) / 1000)
+
+
+@dataclass
+class Burst:
+    posted: list[Posted]
+    followers: dict[str, Follower]
+    logs: dict[str, list[JSON]]
+    started: float
+    follower_kind: str
+
+
+async def run_burst(
+    base: str, tokens: dict[str, str], plan: dict[str, list[str]], options: argparse.Namespace, bar: Any
+) -> Burst:
+    """Followers first, then every org's clients at once; returns when every link is terminal or time is up."""
+    rng = random.Random(options.seed)
+    clients = {
+        org: httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {tokens[org]}"}, timeout=60)
+        for org in plan
+    }
+    followers = {org: Follower() for org in plan}
+    sockets = {org: await open_socket(base, org, tokens[org]) for org in plan}
+    kind = "websocket" if all(s is not None for s in sockets.values()) else "long-poll"
+    if kind == "long-poll":
+        for ws in sockets.values():
+            if ws is not None:
+                await ws.close()
+    tasks = [
+        asyncio.create_task(
+            follow_socket(sockets[org], followers[org])
+            if kind == "websocket"
+            else follow_long_poll(clients[org], org, followers[org])
+        )
+        for org in plan
+    ]
+    posted: list[Posted] = []
+    started = time.perf_counter()
+    pushers = [
+        push_org(
+            clients[org],
+            org,
+            paths[i :: options.clients],
+            options.burst,
+            options.gap_ms,
+            random.Random(rng.random()),
+            posted,
+        )
+        for org, paths in plan.items()
+        for i in range(options.clients)
+    ]
+    pushing = asyncio.gather(*pushers)
+    deadline = started + options.timeout
+    seen = 0
+    while time.perf_counter() < deadline:
+        done = sum(p.link_id in followers[p.org].terminal_seen for p in posted if p.link_id is not None)
+        bar.update(done - seen)
+        seen = done
+        if pushing.done() and (pushing.exception() is not None or done == len(posted)):
+            break
+        for task in tasks:
+            if task.done():
+                task.result()  # a follower that failed fails the run
+        await asyncio.sleep(0.1)
+    await pushing
+    for task in tasks:
+        task.cancel()
+    logs = {org: await pull_log(clients[org], org) for org in plan}
+    for http in clients.values():
+        await http.aclose()
+    return Burst(posted, followers, logs, started, kind)
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of each org's actor pair and of this node's Ray processes, and their CPU time, twice a second."""
+
+    def __init__(self, orgs: Sequence[str]) -> None:
+        super().__init__(daemon=True, name="rss-sampler")
+        from linkproc_ray.actors import backend_name, processor_name
+
+        self.roles = {backend_name(org): (org, "backend") for org in orgs} | {
+            processor_name(org): (org, "processor") for org in orgs
+        }
+        self.peak: dict[str, int] = {}
+        self.peak_total = 0
+        self.remote: set[str] = set()
+        self.cpu = CpuMeter()
+        self.roles_by_pid: dict[int, str] = {}
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.sample()
+            if self._halt.wait(0.5):
+                return
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+        self.sample()
+
+    def sample(self) -> None:
+        import psutil
+        import ray
+
+        # The GCS actor table: it carries the PID and needs no dashboard (ray.util.state does).
+        node = ray.get_runtime_context().get_node_id()
+        for actor in ray._private.state.actors().values():
+            if actor["State"] == "ALIVE" and actor["Address"]["NodeID"] == node:
+                self.roles_by_pid[actor["Pid"]] = actor["ActorClassName"]
+            if actor["State"] != "ALIVE" or actor["Name"] not in self.roles:
+                continue
+            if actor["Address"]["NodeID"] != node:
+                self.remote.add(actor["Name"])
+                continue
+            try:
+                rss = psutil.Process(actor["Pid"]).memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+            self.peak[actor["Name"]] = max(self.peak.get(actor["Name"], 0), rss)
+        procs = ray_processes()
+        for proc in procs:
+            if proc.pid not in self.roles_by_pid:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    if proc.name() in ("raylet", "gcs_server"):
+                        self.roles_by_pid[proc.pid] = proc.name()
+        self.peak_total = max(self.peak_total, self.cpu.sample(procs))
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds per actor class (or raylet, GCS, task workers), most first: where the system's CPU went."""
+        roles: dict[str, float] = {}
+        for pid, seconds in self.cpu.by_pid().items():
+            role = self.roles_by_pid.get(pid, "task workers")
+            roles[role] = roles.get(role, 0.0) + seconds
+        return {role: round(seconds, 1) for role, seconds in sorted(roles.items(), key=lambda item: -item[1])}
+
+    def per_org_mb(self) -> dict[str, JSON]:
+        orgs: dict[str, JSON] = {}
+        for name, rss in self.peak.items():
+            org, role = self.roles[name]
+            orgs.setdefault(org, {})[role] = round(rss / 2**20, 1)
+        return orgs
+
+
+class CpuMeter:
+    """CPU seconds a changing set of processes used since the first sample (new processes count whole)."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+
+    def sample(self, procs: Iterable[Any]) -> int:
+        """Record the processes' CPU time; returns their total RSS."""
+        import psutil
+
+        first_sample = not self._last
+        total_rss = 0
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    times, rss = proc.cpu_times(), proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+            self._last[proc.pid] = times.user + times.system
+            if first_sample:
+                self._first[proc.pid] = self._last[proc.pid]
+            total_rss += rss
+        return total_rss
+
+    def by_pid(self) -> dict[int, float]:
+        return {pid: cpu - self._first.get(pid, 0.0) for pid, cpu in self._last.items()}
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.by_pid().values())
+
+
+def ray_processes() -> list[Any]:
+    """This node's Ray processes: the GCS, the raylet and everything it started (workers, actors, Serve)."""
+    import psutil
+
+    procs: dict[int, Any] = {}
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("raylet", "gcs_server"):
+            try:
+                procs[proc.pid] = proc
+                procs.update({p.pid: p for p in proc.children(recursive=True) if p.pid not in procs})
+            except psutil.NoSuchProcess:
+                continue
+    return list(procs.values())
+
+
+@dataclass
+class System:
+    run: Run
+    burst: Burst
+    audits: dict[str, Audit]
+    memory: MemorySampler
+    cluster_cpus: float
+    by_org: dict[str, JSON]
+
+
+def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, options: argparse.Namespace) -> System:
+    """Start (or attach to) Ray, deploy the app, warm it up, run the burst, read back every log."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray import serve
+    from tqdm import tqdm
+
+    from linkproc_ray.actors import backend_name, processor_name
+    from linkproc_ray.auth import issue_token
+    from linkproc_ray.config import NAMESPACE, load_settings
+    from linkproc_ray.serve_app import build_app
+
+    data_dir = Path(options.data_dir or tempfile.mkdtemp(prefix="linkproc-burst-"))
+    overrides = {
+        "data_dir": str(data_dir),
+        "jwt_secret": SECRET,
+        "fetch_allow_hosts": host_port,
+        "fetch_concurrency": options.fetch_concurrency,
+        "summarize_concurrency": options.summarize_concurrency,
+        "serve_app_name": APP_NAME,
+    }
+    settings = load_settings(**overrides)
+    warmup = f"{next(iter(plan))}-warmup"
+    tokens = {org: issue_token(settings, org, ttl=3 * 3600) for org in [*plan, warmup]}
+    ray.init(
+        address=options.address or "local", namespace=NAMESPACE, include_dashboard=False, logging_level=logging.WARNING
+    )
+    try:
+        quiet = {"enable_access_log": False, "log_level": "WARNING"}
+        serve.start(http_options={"host": "127.0.0.1", "port": options.port}, logging_config=quiet)
+        serve.run(build_app(overrides), name=APP_NAME, route_prefix=ROUTE_PREFIX, logging_config=quiet)
+        base = f"http://127.0.0.1:{options.port}{ROUTE_PREFIX}"
+        # Warm Ray's parse workers and the summarizer, as the bare pool is warmed; the measured orgs start cold.
+        width = 2 * (os.cpu_count() or 1)
+        warm_plan = {warmup: [pages.base + path for path in next(iter(plan.values()))[:width]]}
+        with tqdm(total=width, desc="system warm-up", unit="link") as bar:
+            asyncio.run(run_burst(base, tokens, warm_plan, options, bar))
+        memory = MemorySampler(list(plan))
+        memory.start()
+        urls = {org: [pages.base + path for path in paths] for org, paths in plan.items()}
+        with tqdm(total=sum(map(len, plan.values())), desc="system", unit="link") as bar:
+            burst = asyncio.run(run_burst(base, tokens, urls, options, bar))
+        memory.stop()
+        cluster_cpus = ray.cluster_resources().get("CPU", 0.0)
+    finally:
+        if options.address:
+            serve.delete(APP_NAME)
+            for org in [*plan, warmup]:
+                for name in (backend_name(org), processor_name(org)):
+                    try:
+                        ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+                    except ValueError:
+                        continue
+        else:
+            serve.shutdown()
+        ray.shutdown()
+        if not options.data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    ids = {org: [p.link_id for p in burst.posted if p.org == org and p.link_id] for org in plan}
+    audits = {org: audit_log(burst.logs[org], ids[org]) for org in plan}
+    run = Run()
+    by_org: dict[str, JSON] = {}
+    for org, audit in audits.items():
+        run.latency_ms.extend(server_latencies_ms(audit, ids[org]))
+        failed: Counter[str] = Counter()
+        for link in ids[org]:
+            if link in audit.terminal and audit.terminal[link]["name"] != "v1.LinkProcessingCompleted":
+                failed[audit.terminal[link]["args"].get("error") or "cancelled"] += 1
+        run.errors.update(failed)
+        follower = burst.followers[org]
+        done = [follower.terminal_seen[link] - burst.started for link in ids[org] if link in follower.terminal_seen]
+        run.done_at.extend(done)
+        # Per org, so an org starved by the others shows.
+        by_org[org] = {
+            "failed": dict(failed),
+            "first_terminal_s": round(min(done, default=0), 1),
+            "last_terminal_s": round(max(done, default=0), 1),
+        }
+    run.seconds = max(run.done_at, default=0.0)
+    run.cpu_s = memory.cpu.seconds
+    return System(run, burst, audits, memory, cluster_cpus, by_org)
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def summary_seen_ms(burst: Burst) -> list[float]:
+    """Client-observed: the POST answered (the link exists) to its LinkSummarized reaching the org's other client."""
+    return [
+        (burst.followers[p.org].summary_seen[p.link_id] - p.acked) * 1000
+        for p in burst.posted
+        if p.link_id in burst.followers[p.org].summary_seen
+    ]
+
+
+def build_result(plan: dict[str, list[str]], system: System, bare: Run, options: argparse.Namespace) -> JSON:
+    burst, audits = system.burst, system.audits
+    links = sum(map(len, plan.values()))
+    latency, bare_latency = percentiles(system.run.latency_ms), percentiles(bare.latency_ms)
+    per_org = system.memory.per_org_mb()
+    pairs = [org["backend"] + org["processor"] for org in per_org.values() if len(org) == 2]
+    stages: dict[str, list[float]] = {}
+    for log in burst.logs.values():
+        for stage, values in stage_latencies_ms(log).items():
+            stages.setdefault(stage, []).extend(values)
+    post_seconds = max(p.acked for p in burst.posted) - burst.started
+    return {
+        "mode": "quick" if options.quick else "full",
+        "seed": options.seed,
+        "orgs": len(plan),
+        "links": links,
+        "page_delay_ms": options.page_delay_ms,
+        "lanes": {"fetch": options.fetch_concurrency, "summarize": options.summarize_concurrency},
+        "cpus": os.cpu_count(),
+        "cluster_cpus": system.cluster_cpus,
+        "duplicates": sum(len(a.duplicates) for a in audits.values()),
+        "lost": sum(len(a.lost) for a in audits.values()),
+        "not_created": sum(p.status != 201 for p in burst.posted) + links - len(burst.posted),
+        "follower": burst.follower_kind,
+        "follower_out_of_order": sum(f.out_of_order for f in burst.followers.values()),
+        "resumed": sum(a.resumed for a in audits.values()),
+        "failed": dict(system.run.errors),
+        "by_org": system.by_org,
+        "bare_failed": dict(bare.errors),
+        "seconds": round(system.run.seconds, 2),
+        "bare_seconds": round(bare.seconds, 2),
+        "posts_per_s": round(len(burst.posted) / post_seconds, 1),
+        "links_per_s": round(system.run.links_per_s, 2),
+        "bare_links_per_s": round(bare.links_per_s, 2),
+        "throughput_ratio": round(system.run.links_per_s / bare.links_per_s, 3) if bare.links_per_s else None,
+        "create_ms": percentiles([(p.acked - p.sent) * 1000 for p in burst.posted]),
+        "latency_ms": latency,
+        "summary_seen_ms": percentiles(summary_seen_ms(burst)),
+        "bare_latency_ms": bare_latency,
+        "added_latency_ms": added(latency, bare_latency),
+        "rss_mb_per_org": round(sum(pairs) / len(pairs), 1) if pairs else None,
+        "rss_mb_per_org_max": max(pairs, default=None),
+        "rss_mb_by_org": per_org,
+        "rss_mb_not_measured": sorted(system.memory.remote),
+        "cluster_rss_mb": round(system.memory.peak_total / 2**20, 1),
+        "cpu_s": round(system.run.cpu_s, 1),
+        "bare_cpu_s": round(bare.cpu_s, 1),
+        "cpu_s_by_role": system.memory.cpu_by_role(),
+        "stages_ms": {stage: percentiles(values) for stage, values in stages.items()},
+    }
+
+
+def markdown(result: JSON) -> str:
+    def trio(p: JSON) -> str:
+        return " / ".join("–" if p[k] is None else f"{p[k]:,.0f}" for k in ("p50", "p95", "p99"))
+
+    rows = [
+        (
+            "links (orgs × links)",
+            f"{result['links']} ({result['orgs']} × {result['links'] // result['orgs']})",
+            str(result["links"]),
+        ),
+        ("links/s", f"{result['links_per_s']:.2f}", f"{result['bare_links_per_s']:.2f}"),
+        ("wall s (first push → last terminal)", f"{result['seconds']:.1f}", f"{result['bare_seconds']:.1f}"),
+        ("save a link (POST) p50 / p95 / p99 ms", trio(result["create_ms"]), "–"),
+        ("latency p50 / p95 / p99 ms", trio(result["latency_ms"]), trio(result["bare_latency_ms"])),
+        (f"summary seen by another client ({result['follower']}) ms", trio(result["summary_seen_ms"]), "–"),
+        (
+            "CPU seconds (cluster processes / bare process and pool)",
+            f"{result['cpu_s']:.1f}",
+            f"{result['bare_cpu_s']:.1f}",
+        ),
+        *((f"system stage {stage.replace('_', ' ')} ms", trio(p), "–") for stage, p in result["stages_ms"].items()),
+        ("failed links", str(sum(result["failed"].values())), str(sum(result["bare_failed"].values()))),
+        ("duplicates / lost", f"{result['duplicates']} / {result['lost']}", "–"),
+        ("RSS per org actor pair MB (mean / max)", f"{result['rss_mb_per_org']} / {result['rss_mb_per_org_max']}", "–"),
+        ("RSS of the cluster's processes MB", f"{result['cluster_rss_mb']:,.0f}", "–"),
+    ]
+    lines = ["| | system | bare pipeline |", "| --- | ---: | ---: |"]
+    lines += [f"| {name} | {system} | {bare} |" for name, system, bare in rows]
+    lines.append(
+        f"\nthroughput_ratio = {result['throughput_ratio']}; added latency p50/p95/p99 = {trio(result['added_latency_ms'])} ms"
+    )
+    return "\n".join(lines)
+
+
+def plot(path: Path, system: System, bare: Run) -> None:
+    """Latency CDFs (system, summary seen, bare) and links completed over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (cdf, timeline) = plt.subplots(1, 2, figsize=(12, 4.5))
+    curves = (
+        ("system: created → terminal", system.run.latency_ms),
+        ("system: created → summary seen by another client", summary_seen_ms(system.burst)),
+        ("bare pipeline: start → done", bare.latency_ms),
+    )
+    for label, values in curves:
+        ordered = sorted(values)
+        cdf.step(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], where="post", label=label)
+    cdf.set(xlabel="latency (ms)", ylabel="fraction of links", title="Latency CDF")
+    cdf.legend(fontsize="small")
+    cdf.grid(alpha=0.3)
+    for label, done in (("system", system.run.done_at), ("bare pipeline", bare.done_at)):
+        ordered = sorted(done)
+        timeline.step(ordered, range(1, len(ordered) + 1), where="post", label=label)
+    timeline.set(xlabel="seconds since the first link", ylabel="links terminal", title="Links completed over time")
+    timeline.legend(fontsize="small")
+    timeline.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 orgs x 40 links (default: 10 x 100)")
+    parser.add_argument("--orgs", type=int, help="orgs (overrides the mode)")
+    parser.add_argument("--links", type=int, help="links per org (overrides the mode)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients pushing per org")
+    parser.add_argument("--burst", type=int, default=5, help="links a client saves at once")
+    parser.add_argument("--gap-ms", type=float, default=100.0, help="most a client pauses between its bursts (seeded)")
+    parser.add_argument("--page-delay-ms", type=float, default=100.0, help="the page server's delay per request")
+    parser.add_argument(
+        "--synthetic-share", type=float, default=0.25, help="share of synthetic pages among each org's links"
+    )
+    parser.add_argument("--fetch-concurrency", type=int, default=8, help="fetch lane per org (system and bare)")
+    parser.add_argument("--summarize-concurrency", type=int, default=3, help="summarize lane per org (system and bare)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds until unfinished links count as lost")
+    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--address", help="attach to this Ray cluster (e.g. auto) instead of starting a local one")
+    parser.add_argument(
+        "--port", type=int, help="HTTP port of Serve's proxy on this node (default: a free one, 8000 with --address)"
+    )
+    parser.add_argument("--page-host", default="127.0.0.1", help="address the page server binds and the links name")
+    parser.add_argument("--data-dir", help="the orgs' SQLite files (default: a temporary dir, removed after)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for burst.json and burst.png")
+    options = parser.parse_args(argv)
+    options.orgs = options.orgs or (3 if options.quick else 10)
+    options.links = options.links or (40 if options.quick else 100)
+    options.port = options.port or (8000 if options.address else free_port())
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    from tqdm import tqdm
+
+    from tests.pages import article_ids
+
+    run_id = uuid.uuid4().hex[:6]
+    orgs = [f"burst-{run_id}-{i}" for i in range(options.orgs)]
+    plan = make_plan(orgs, options.links, article_ids(), options.synthetic_share, options.seed)
+    with PageProcess(options.page_host, options.page_delay_ms / 1000, synthetic_count(plan), options.seed) as pages:
+        host_port = pages.base.removeprefix("http://")
+        with tqdm(total=sum(map(len, plan.values())), desc="bare pipeline", unit="link") as bar:
+            bare = asyncio.run(
+                run_bare(plan, pages.base, host_port, options.fetch_concurrency, options.summarize_concurrency, bar)
+            )
+        system = run_system(plan, pages, host_port, options)
+
+    result = build_result(plan, system, bare, options)
+    options.out.mkdir(parents=True, exist_ok=True)
+    (options.out / "burst.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(options.out / "burst.png", system, bare)
+    print()
+    print(markdown(result))
+    print(f"\nwritten to {options.out / 'burst.json'} and {options.out / 'burst.png'}")
+    failed = result["duplicates"] or result["lost"] or result["not_created"] or result["follower_out_of_order"]
+    if failed:
+        print(
+            f"FAILED: duplicates={result['duplicates']} lost={result['lost']} "
+            f"not_created={result['not_created']} follower_out_of_order={result['follower_out_of_order']}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
