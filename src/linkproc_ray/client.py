@@ -180,9 +180,22 @@ class Replica:
 
     async def pending_batch(self, max_events: int = MAX_PUSH_EVENTS, max_bytes: int = PUSH_BYTES) -> list[NewEvent]:
         """The oldest pending commits that fit one push."""
+        return (await self.push_batch(max_events, max_bytes))[1]
+
+    async def push_batch(self, max_events: int = MAX_PUSH_EVENTS, max_bytes: int = PUSH_BYTES) -> tuple[int, list[NewEvent]]:
+        """``(parent, batch)``: the head and the oldest pending commits that fit one push, read as one snapshot.
+
+        Holds the lock, so a :meth:`confirm` running meanwhile is seen whole or
+        not at all: never its new head with commits it is about to unqueue.
+        """
+        async with self._lock:
+            return self.head, self._fit(await self.pending(), max_events, max_bytes)
+
+    @staticmethod
+    def _fit(pending: list[NewEvent], max_events: int, max_bytes: int) -> list[NewEvent]:
         batch: list[NewEvent] = []
         size = 2
-        for event in await self.pending():
+        for event in pending:
             size += len(json.dumps(event.to_json(), separators=(",", ":")).encode()) + 1
             if len(batch) >= max_events or (batch and size > max_bytes):
                 break
@@ -476,8 +489,10 @@ class LinkprocClient:
         :class:`PushRejected` if the server refuses pending commits as invalid.
         """
         fetched = await self._pull_all()
-        while batch := await self.replica.pending_batch():
-            parent = self.head
+        while True:
+            parent, batch = await self.replica.push_batch()
+            if not batch:
+                return fetched
             response = await self._request(
                 "POST", f"/v1/orgs/{self.org}/events", json={"parent": parent, "events": [e.to_json() for e in batch]}
             )
@@ -489,7 +504,6 @@ class LinkprocClient:
                 raise PushRejected(self._last_error)
             elif not await self._confirm_pushed(parent, batch, body["seqs"]):
                 fetched += await self._pull_all()
-        return fetched
 
     async def _pull_all(self) -> int:
         fetched = 0
@@ -616,10 +630,14 @@ class LinkprocClient:
                 self._state = SyncState.LIVE
         elif kind == "push_ok" and session.in_flight and session.in_flight[0] == message["requestId"]:
             _, parent, batch = session.in_flight
-            session.in_flight = None
+            # The batch stays in flight until it has left the pending queue: clearing it
+            # first would let the pusher, woken by a commit during the confirm, read the
+            # accepted events as still pending and push them again next to new ones,
+            # which the server refuses ("part of this batch is already stored") for good.
             if not await self._confirm_pushed(parent, batch, message["seqs"]):
                 # Accepted, but not right after our head: wait for the stream to bring it.
                 session.ahead_until = max(message["seqs"], default=0)
+            session.in_flight = None
         elif kind == "push_rejected":
             session.in_flight = None
             if message["error"] == "server_ahead":
@@ -641,13 +659,13 @@ class LinkprocClient:
                 and session.caught_up_at is not None
                 and self.head >= max(session.caught_up_at, session.ahead_until)
             )
-            batch = await self.replica.pending_batch() if ready else []
+            parent, batch = await self.replica.push_batch() if ready else (self.head, [])
             if batch:
                 request_id = new_id()
-                session.in_flight = (request_id, self.head, batch)
+                session.in_flight = (request_id, parent, batch)
                 await socket.send(
                     json.dumps(
-                        {"type": "push", "requestId": request_id, "parent": self.head, "events": [e.to_json() for e in batch]}
+                        {"type": "push", "requestId": request_id, "parent": parent, "events": [e.to_json() for e in batch]}
                     )
                 )
 
