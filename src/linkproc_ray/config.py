@@ -75,10 +75,10 @@ class Settings(BaseSettings):
     summarizer_deployment: str = Field(default="Summarizer", description="Serve deployment name of the summarizer.")
     summarizer_timeout: float = Field(default=30.0, gt=0)
     serve_app_name: str = "linkproc"
-    actor_num_cpus: float = Field(default=0.05, ge=0, le=1, description="CPU share reserved per org actor.")
-    # A whole CPU per parse task keeps as many parse workers as CPUs, so Ray
-    # reuses them instead of starting and reaping workers during bursts.
-    parse_num_cpus: float = Field(default=1.0, gt=0, le=8, description="CPU share of one parsing task.")
+    # Org actors are I/O-bound; a larger reservation per actor starves the
+    # parse tasks (10 orgs at 0.05 reserved a whole CPU of a 2-CPU node).
+    actor_num_cpus: float = Field(default=0.01, ge=0, le=1, description="CPU share reserved per org actor.")
+    parse_num_cpus: float = Field(default=0.5, gt=0, le=8, description="CPU share of one parsing task.")
 
     @field_validator("data_dir")
     @classmethod

@@ -14,7 +14,7 @@ from linkproc_ray.pipeline.summarize import Summary, SummaryRequest
 from linkproc_ray.store import EventStore
 from tests.factories import event, link_created, started
 from tests.pages import article_ids
-from tests.processor_harness import Org
+from tests.processor_harness import Org, one_clean_run
 
 
 def article(page_server, n: int = 0) -> str:
@@ -27,14 +27,7 @@ async def test_a_saved_link_gets_metadata_summary_and_one_terminal_event(tmp_pat
         link, _ = await org.backend.create_link(article(page_server), "127.0.0.1", None, "a")
         await org.wait_terminal(["a"])
         names = await org.names_for("a")
-        assert names == [
-            "v1.LinkCreated",
-            "v1.LinkProcessingStarted",
-            "v1.LinkMetadataFetched",
-            "v1.LinkSummarized",
-            *["v1.TagSuggested"] * names.count("v1.TagSuggested"),
-            "v1.LinkProcessingCompleted",
-        ]
+        assert names == one_clean_run(names)
         done = await org.backend.get_link("a")
         assert done["processing"]["status"] == "completed"
         assert done["metadata"]["title"]
@@ -84,11 +77,7 @@ async def test_crash_mid_processing_resumes_without_a_second_started(tmp_path, p
     async with Org(tmp_path, page_server.host_port) as org:
         org.new_processor()
         await org.backend.create_link(slow, "127.0.0.1", None, "a")
-
-        async def started_in_log() -> bool:
-            return "v1.LinkProcessingStarted" in await org.names_for("a")
-
-        await org.wait_until(started_in_log)
+        await org.wait_for_event("a", "v1.LinkProcessingStarted")
         await org.crash_processor()
         org.new_processor()
         await org.processor.poke()
@@ -122,11 +111,7 @@ async def test_deleting_a_link_in_flight_cancels_it_and_nothing_follows(tmp_path
     async with Org(tmp_path, page_server.host_port) as org:
         org.new_processor()
         await org.backend.create_link(slow, "127.0.0.1", None, "a")
-
-        async def started_in_log() -> bool:
-            return "v1.LinkProcessingStarted" in await org.names_for("a")
-
-        await org.wait_until(started_in_log)
+        await org.wait_for_event("a", "v1.LinkProcessingStarted")
         await org.backend.append([("v1.LinkDeleted", {"id": "a", "deletedAt": "t"})])
         await org.wait_terminal(["a"])
         await asyncio.sleep(0.5)
