@@ -7,6 +7,7 @@ without the other and a cursor never runs ahead of its tables.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -81,6 +82,10 @@ class EventStore:
         self.keep_log = keep_log
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        # Statements of one connection share its read snapshot while any of
+        # them is open; without this lock a read interleaved with a slower one
+        # (a page of events) saw the snapshot from before a commit it awaited.
+        self._read_lock = asyncio.Lock()
         self._head = 0
 
     @property
@@ -175,9 +180,8 @@ class EventStore:
 
     async def read_events(self, after: int, limit: int) -> list[Event]:
         """Events with ``seq > after``, oldest first."""
-        with _mapped_errors("read"):
-            async with self._read_db.execute(_SELECT_EVENTS, (after, limit)) as cursor:
-                return [_row_to_event(row) for row in await cursor.fetchall()]
+        _, rows = await self._read(self._read_db, _SELECT_EVENTS, (after, limit))
+        return [_row_to_event(row) for row in rows]
 
     async def seqs_of(self, event_ids: Sequence[str]) -> dict[str, int]:
         """The seqs already given to any of these event ids (retried pushes)."""
@@ -209,18 +213,25 @@ class EventStore:
 
     async def fetchall(self, sql: str, params: Sequence[Any] = (), *, in_transaction: bool = False) -> list[JSON]:
         """Rows of a read query as dicts: committed rows, or the open transaction's view."""
-        db = self.db if in_transaction else self._read_db
-        with _mapped_errors("read"):
-            async with db.execute(sql, params) as cursor:
-                names = [d[0] for d in cursor.description]
-                return [dict(zip(names, row)) for row in await cursor.fetchall()]
+        names, rows = await self._read(self.db if in_transaction else self._read_db, sql, params)
+        return [dict(zip(names, row)) for row in rows]
+
+    async def _read(
+        self, db: aiosqlite.Connection, sql: str, params: Sequence[Any]
+    ) -> tuple[list[str], Iterable[Sequence[Any]]]:
+        """One statement run to completion before any other read of this store starts."""
+        async with self._read_lock:
+            with _mapped_errors("read"):
+                async with db.execute(sql, params) as cursor:
+                    names = [d[0] for d in cursor.description]
+                    return names, await cursor.fetchall()
 
     async def dump_tables(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every read table's rows in a stable order: replicas compare these."""
         out: dict[str, list[tuple[Any, ...]]] = {}
         for table in TABLES:
-            async with self._read_db.execute(f"SELECT * FROM {table} ORDER BY rowid") as cursor:
-                out[table] = [tuple(row) for row in await cursor.fetchall()]
+            _, rows = await self._read(self._read_db, f"SELECT * FROM {table} ORDER BY rowid", ())
+            out[table] = [tuple(row) for row in rows]
         return out
 
     async def reset_tables(self) -> None:

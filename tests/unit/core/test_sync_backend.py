@@ -136,3 +136,19 @@ async def test_a_restarted_backend_pokes_when_links_are_unfinished(tmp_path):
     await asyncio.sleep(0.05)
     assert pokes == [1]
     await again.close()
+
+
+async def test_links_created_amid_concurrent_pulls_are_read_back_at_once(backend):
+    # Reads interleaved on one connection once shared a snapshot from before
+    # the commit they awaited: the new link was "missing" right after its ack.
+    for round_ in range(5):
+        urls = [f"https://e.example/{round_}/{i % 40}" for i in range(160)]
+
+        async def create(url: str, i: int) -> tuple[dict, bool]:
+            await asyncio.sleep((i % 7) / 1000)
+            await backend.pull(0, 1000)
+            return await backend.create_link(url, "e.example", None, f"{round_}-{i}")
+
+        results = await asyncio.gather(*(create(url, i) for i, url in enumerate(urls)))
+        assert sum(created for _, created in results) == 40
+        assert {link["url"] for link, _ in results} == set(urls)
