@@ -308,7 +308,8 @@ async def run_bare(plan: dict[str, list[str]], base: str, host_port: str, fetch:
     others = {child.pid for child in me.children()}
     with ProcessPoolExecutor(width, mp_context=multiprocessing.get_context("spawn")) as pool:
 
-        async def in_pool(fn: Any, *args: Any) -> Any:
+        async def in_pool(fn: Any, *args: Any, timeout: float | None = None) -> Any:
+            # Same steps as the system; a pool process cannot be interrupted, so no timeout here.
             return await loop.run_in_executor(pool, fn, *args)
 
         fetcher = Fetcher(FetchPolicy.from_allow_list(host_port), FetchLimits())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ import ray
 from ray import serve
 
 from .config import Settings
-from .errors import AIError, AITimeout, LinkprocError
+from .errors import AIError, AITimeout, LinkprocError, ParseTimeout
 from .pipeline.enricher import Enricher, Lanes
 from .pipeline.extractive import ExtractiveSummarizer
 from .pipeline.fetch import Fetcher, FetchLimits
@@ -51,15 +52,27 @@ def build_processor(org: str, settings: Settings, backend: BackendPort) -> LinkP
 
 
 @ray.remote(max_retries=1)
-def _run_cpu_task(fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args)
+def _run_cpu_task(fn: Callable[..., Any], timeout: float, *args: Any) -> Any:
+    # The clock starts when the task runs, not while it waits for a CPU: an
+    # interval timer interrupts the function itself (tasks run on the worker's
+    # main thread, where Python delivers signals).
+    def expire(signum: int, frame: object) -> None:
+        raise ParseTimeout(f"{getattr(fn, '__name__', 'step')} took longer than {timeout:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return fn(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def cpu_runner(num_cpus: float) -> Callable[..., Awaitable[Any]]:
     """Run CPU-heavy steps as stateless Ray tasks spread over the cluster's CPUs."""
 
-    async def run(fn: Callable[..., Any], *args: Any) -> Any:
-        ref = _run_cpu_task.options(num_cpus=num_cpus).remote(fn, *args)
+    async def run(fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
+        ref = _run_cpu_task.options(num_cpus=num_cpus).remote(fn, timeout, *args)
         try:
             return await ref
         except asyncio.CancelledError:

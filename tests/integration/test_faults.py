@@ -18,10 +18,17 @@ import pytest
 import ray
 from ray import serve
 
-from linkproc_ray.actors import backend_handle, backend_name, processor_handle, processor_name
+from linkproc_ray.actors import (
+    backend_handle,
+    backend_name,
+    processor_handle,
+    processor_name,
+)
 from linkproc_ray.config import NAMESPACE, Settings
+from linkproc_ray.errors import ParseTimeout
 from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
 from linkproc_ray.pipeline.summarize import Summary, SummaryRequest
+from linkproc_ray.processor_wiring import cpu_runner
 from tests.integration.conftest import log_of, outcome_counts, wait_for
 from tests.pages import article_ids
 
@@ -204,3 +211,11 @@ def test_processing_metrics_are_scrapeable_from_ray(api, page_server, org, metri
     body = str(wait_for(scraped, timeout=90, interval=2))
     assert "ray_linkproc_stage_seconds" in body
     assert "ray_linkproc_wakes_total" in body
+
+
+def test_a_parse_task_that_outlives_its_timeout_fails_typed(ray_cluster):
+    run = cpu_runner(0.5)
+    started = time.monotonic()
+    with pytest.raises(ParseTimeout):
+        asyncio.run(run(time.sleep, 30, timeout=0.5))
+    assert time.monotonic() - started < 30, "the task itself was interrupted"

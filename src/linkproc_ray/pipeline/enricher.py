@@ -20,16 +20,26 @@ from .summarize import Summarizer, Summary, SummaryRequest
 T = TypeVar("T")
 
 CpuRunner = Callable[..., Awaitable[Any]]
-"""``await run_cpu(fn, *args)`` runs a picklable top-level function off the event loop."""
+"""``await run_cpu(fn, *args, timeout=s)`` runs a picklable top-level function off the event loop.
+
+``timeout`` bounds the function's own run; raising :class:`ParseTimeout`
+past it. Time spent queued for a CPU is backpressure, not a failure.
+"""
 
 
 class PageFetcher(Protocol):
     async def fetch(self, url: str) -> FetchedPage: ...
 
 
-async def run_inline(fn: Callable[..., T], *args: Any) -> T:
-    """A :data:`CpuRunner` for tests and tools: a worker thread of this process."""
-    return await asyncio.to_thread(fn, *args)
+async def run_inline(fn: Callable[..., T], *args: Any, timeout: float) -> T:
+    """A :data:`CpuRunner` for tests and tools: a worker thread of this process.
+
+    A thread cannot be stopped, so past ``timeout`` its result is abandoned.
+    """
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
+    except TimeoutError:
+        raise ParseTimeout(f"{getattr(fn, '__name__', 'step')} took longer than {timeout:g} s") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +60,7 @@ class Enricher:
         *,
         run_cpu: CpuRunner = run_inline,
         lanes: Lanes = Lanes(),
-        parse_timeout: float = 60.0,
+        parse_timeout: float = 30.0,
     ) -> None:
         self.fetcher = fetcher
         self.summarizer = summarizer
@@ -63,13 +73,7 @@ class Enricher:
         """The page and what it says; raises typed :class:`FetchError`."""
         async with self._fetch_lane:
             page = await self.fetcher.fetch(url)
-            try:
-                parsed: ParsedPage = await asyncio.wait_for(
-                    self._run_cpu(parse_page, page.html, page.url), self._parse_timeout
-                )
-            except TimeoutError:
-                # Not fetch:timeout: the page arrived; it was the CPU queue or the parse.
-                raise ParseTimeout(f"parsing took longer than {self._parse_timeout:.0f} s") from None
+            parsed: ParsedPage = await self._run_cpu(parse_page, page.html, page.url, timeout=self._parse_timeout)
             return page, parsed
 
     async def summarize(self, request: SummaryRequest) -> Summary:

@@ -7,9 +7,12 @@ one terminal event per processing request, whatever pokes, races or crashes.
 from __future__ import annotations
 
 import asyncio
+import time
 
-from linkproc_ray.errors import AITimeout
-from linkproc_ray.pipeline.enricher import Lanes
+import pytest
+
+from linkproc_ray.errors import AITimeout, ParseTimeout
+from linkproc_ray.pipeline.enricher import Lanes, run_inline
 from linkproc_ray.pipeline.summarize import Summary, SummaryRequest
 from linkproc_ray.store import EventStore
 from tests.factories import event, link_created, started
@@ -226,3 +229,8 @@ async def test_a_broken_push_path_restarts_the_session_visibly_and_the_link_stil
         assert processor.session_restarts >= 1
         assert (await org.terminal_counts())["a"] == 1
         assert (await org.started_counts())["a"] == 1, "failed pushes stored nothing, so Started is stored once"
+
+
+async def test_the_inline_runner_abandons_a_step_past_its_timeout():
+    with pytest.raises(ParseTimeout):
+        await run_inline(time.sleep, 5, timeout=0.2)
