@@ -230,8 +230,14 @@ class NamedActor:
         for attempt in range(self._attempts):
             if self._handle is None:
                 self._handle = self._lookup()
+            ref = getattr(self._handle, method).remote(*args, **kwargs)
             try:
-                return await getattr(self._handle, method).remote(*args, **kwargs)
+                return await ref
+            except asyncio.CancelledError:
+                # Cancel the remote call too: a long poll left running would
+                # keep its backend "followed" (and awake) for up to its wait.
+                ray.cancel(ref)
+                raise
             except (RayActorError, ActorEvicted):
                 self._handle = None
                 if attempt == self._attempts - 1:
