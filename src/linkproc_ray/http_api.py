@@ -144,6 +144,7 @@ def create_api() -> FastAPI:
         wait: Annotated[float, Query(ge=0, le=30)] = 0,
     ) -> JSON:
         result = await backend.pull(after, limit, wait)
+        METRICS.events_pulled.inc(len(result.events))
         return {"events": [e.to_json() for e in result.events], "head": result.head}
 
     @api.post("/v1/orgs/{org}/events")

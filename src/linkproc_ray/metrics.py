@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
@@ -16,9 +16,6 @@ class Metrics:
         )
         self.events_pulled = Counter(
             "linkproc_events_pulled", "Events served to pulls and sockets", registry=self.registry
-        )
-        self.requests = Histogram(
-            "linkproc_request_seconds", "Ingress request latency", ["route"], registry=self.registry
         )
 
     def render(self) -> tuple[bytes, str]:
