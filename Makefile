@@ -19,11 +19,18 @@ $(VENV)/.vllm: $(VENV)/.installed
 	$(PY) -c "import vllm, ray, linkproc_ray"
 	touch $@
 
-.PHONY: install run test
+.PHONY: install run test check
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(VENV)/bin/linkproc up
 
-test: $(VENV)/.vllm
+# Style, types and the layer rule (see README "The code, in layers"), before the suite.
+check: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: check $(VENV)/.vllm
 	$(PY) -m pytest -q

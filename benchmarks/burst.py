@@ -47,6 +47,8 @@ from typing import Any, Self
 
 import httpx
 
+from linkproc_ray.core import events as ev
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     # The page server and the articles dataset live in tests/pages.py.
@@ -58,10 +60,10 @@ APP_NAME = "linkproc-burst"
 ROUTE_PREFIX = "/burst"
 """Its own Serve app and prefix, so attaching to a cluster never replaces the real ``linkproc`` app."""
 
-TERMINAL = frozenset({"v1.LinkProcessingCompleted", "v1.LinkProcessingFailed", "v1.LinkProcessingCancelled"})
-STARTED = "v1.LinkProcessingStarted"
-RESUMED = "v1.LinkProcessingResumed"
-SUMMARIZED = "v1.LinkSummarized"
+TERMINAL = ev.TERMINAL_EVENTS
+STARTED = ev.LinkProcessingStarted.NAME
+RESUMED = ev.LinkProcessingResumed.NAME
+SUMMARIZED = ev.LinkSummarized.NAME
 
 JSON = dict[str, Any]
 
@@ -107,9 +109,9 @@ def audit_log(events: Iterable[JSON], link_ids: Iterable[str]) -> Audit:
     ended: Counter[str] = Counter()
     for event in events:
         name, args = event["name"], event["args"]
-        if name in ("v1.LinkCreated", "v1.LinkReprocessRequested"):
-            link = args["id"] if name == "v1.LinkCreated" else args["linkId"]
-            if name == "v1.LinkCreated":
+        if name in ev.POKE_EVENTS:
+            link = args["id"] if name == ev.LinkCreated.NAME else args["linkId"]
+            if name == ev.LinkCreated.NAME:
                 audit.created[link] = event
             started[link] = ended[link] = 0
             audit.terminal.pop(link, None)
@@ -157,11 +159,11 @@ def stage_latencies_ms(events: Iterable[JSON]) -> dict[str, list[float]]:
     marks: dict[str, dict[str, float]] = {}
     for event in events:
         name, args = event["name"], event["args"]
-        if name == "v1.LinkCreated":
+        if name == ev.LinkCreated.NAME:
             marks.setdefault(args["id"], {})["created"] = iso_seconds(args["createdAt"])
         elif name == STARTED:
             marks.setdefault(args["linkId"], {}).setdefault("started", iso_seconds(args["updatedAt"]))
-        elif name == "v1.LinkMetadataFetched":
+        elif name == ev.LinkMetadataFetched.NAME:
             marks.setdefault(args["linkId"], {}).setdefault("fetched", iso_seconds(args["fetchedAt"]))
         elif name in TERMINAL:
             marks.setdefault(args["linkId"], {}).setdefault("terminal", iso_seconds(args["updatedAt"]))
@@ -295,11 +297,11 @@ async def run_bare(plan: dict[str, list[str]], base: str, host_port: str, fetch:
 
     from linkproc_ray.errors import LinkprocError
     from linkproc_ray.pipeline.enricher import Enricher, Lanes
-    from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
     from linkproc_ray.pipeline.fetch import Fetcher, FetchLimits
     from linkproc_ray.pipeline.parse import parse_page
     from linkproc_ray.pipeline.ssrf import FetchPolicy
-    from linkproc_ray.pipeline.summarize import SummaryRequest
+    from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+    from linkproc_ray.summarize.protocol import SummaryRequest
 
     loop = asyncio.get_running_loop()
     width = os.cpu_count() or 1
@@ -518,7 +520,7 @@ class MemorySampler(threading.Thread):
 
     def __init__(self, orgs: Sequence[str]) -> None:
         super().__init__(daemon=True, name="rss-sampler")
-        from linkproc_ray.actors import backend_name, processor_name
+        from linkproc_ray.adapters.actors import backend_name, processor_name
 
         self.roles = {backend_name(org): (org, "backend") for org in orgs} | {
             processor_name(org): (org, "processor") for org in orgs
@@ -649,10 +651,10 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
     from ray import serve
     from tqdm import tqdm
 
-    from linkproc_ray.actors import backend_name, processor_name
-    from linkproc_ray.auth import issue_token
+    from linkproc_ray.adapters.actors import backend_name, processor_name
+    from linkproc_ray.adapters.serve import build_app
+    from linkproc_ray.api.auth import issue_token
     from linkproc_ray.config import NAMESPACE, load_settings
-    from linkproc_ray.serve_app import build_app
 
     data_dir = Path(options.data_dir or tempfile.mkdtemp(prefix="linkproc-burst-"))
     overrides = {
@@ -709,7 +711,7 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
         run.latency_ms.extend(server_latencies_ms(audit, ids[org]))
         failed: Counter[str] = Counter()
         for link in ids[org]:
-            if link in audit.terminal and audit.terminal[link]["name"] != "v1.LinkProcessingCompleted":
+            if link in audit.terminal and audit.terminal[link]["name"] != ev.LinkProcessingCompleted.NAME:
                 failed[audit.terminal[link]["args"].get("error") or "cancelled"] += 1
         run.errors.update(failed)
         follower = burst.followers[org]
@@ -892,9 +894,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
-    from tqdm import tqdm
-
     from tests.pages import article_ids
+    from tqdm import tqdm
 
     run_id = uuid.uuid4().hex[:6]
     orgs = [f"burst-{run_id}-{i}" for i in range(options.orgs)]

@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import ray
 
-from linkproc_ray.actors import backend_handle, processor_handle
+from linkproc_ray.adapters.actors import backend_handle, processor_handle
 from linkproc_ray.config import NAMESPACE, Settings
 
 RESULTS = Path(__file__).parent / "results" / "org_capacity.json"

@@ -1,4 +1,4 @@
-"""Summary speed and quality: extractive vs vLLM-CPU (SmolLM2-135M-Instruct) over the shared articles.
+"""Summary speed and quality: extractive vs vLLM-CPU (SmolLM2-135M-Instruct) over the article pages in tests/data/articles.
 
 Each page's ground-truth article body is the text; reports summaries/s, generated
 tokens/s, p50/p99 latency, schema-valid and rule-valid shares, and grounding.
@@ -23,10 +23,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from linkproc_ray.errors import AIError
-from linkproc_ray.models import prepare_smollm2
-from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
-from linkproc_ray.pipeline.summarize import SUMMARY_SCHEMA, SummaryRequest, validate_output
-from linkproc_ray.pipeline.vllm_engine import Generation, VLLMOptions, VLLMSummarizer
+from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.model_folders import prepare_smollm2
+from linkproc_ray.summarize.protocol import SummaryRequest
+from linkproc_ray.summarize.rules import SUMMARY_SCHEMA, validate_output
+from linkproc_ray.summarize.vllm import Generation, VLLMOptions, VLLMSummarizer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "summarize.json"
@@ -36,7 +37,7 @@ _WORD = re.compile(r"\w+")
 
 
 def articles_dir() -> Path:
-    return Path(os.environ.get("LINKPROC_ARTICLES_DIR") or ROOT.parent / "shared" / "data" / "articles")
+    return Path(os.environ.get("LINKPROC_ARTICLES_DIR") or ROOT / "tests" / "data" / "articles")
 
 
 def load_requests(limit: int | None) -> list[SummaryRequest]:
@@ -124,7 +125,7 @@ async def run_all(
     outcomes = await asyncio.gather(*(timed(r) for r in requests))
     wall = time.perf_counter() - start
     progress.close()
-    kept = [(o, r) for o, r in zip(outcomes, requests) if o.summary is not None]
+    kept = [(o, r) for o, r in zip(outcomes, requests, strict=False) if o.summary is not None]
     tokens = [o.output_tokens for o in outcomes if o.output_tokens is not None]
     return Result(
         summarizer=name,

@@ -25,7 +25,8 @@ import httpx
 import websockets
 from tqdm import tqdm
 
-from linkproc_ray.events import NewEvent, new_id
+from linkproc_ray.core import events as ev
+from linkproc_ray.core.events import NewEvent, new_id
 
 RESULTS = Path(__file__).parent / "results" / "sync_throughput.json"
 SECRET = "benchmark-secret-that-is-long-enough-for-hs256"
@@ -50,7 +51,7 @@ def make_batch(size: int) -> list[dict[str, Any]]:
     for _ in range(size):
         tag = new_id()
         args = {"id": tag, "name": f"tag-{tag[:8]}", "createdAt": "2026-01-01T00:00:00Z"}
-        batch.append(NewEvent(new_id(), "v1.TagCreated", args, "bench", "bench").to_json())
+        batch.append(NewEvent(new_id(), ev.TagCreated.NAME, args, "bench", "bench").to_json())
     return batch
 
 
@@ -61,7 +62,9 @@ async def ws_writer(base: str, org: str, token: str, batch: int, pushes: int) ->
         head = json.loads(await socket.recv())["head"]
         accepted = 0
         while accepted < pushes:
-            await socket.send(json.dumps({"type": "push", "requestId": accepted, "parent": head, "events": make_batch(batch)}))
+            await socket.send(
+                json.dumps({"type": "push", "requestId": accepted, "parent": head, "events": make_batch(batch)})
+            )
             while (answer := json.loads(await socket.recv()))["type"] == "events":
                 pass
             if answer["type"] == "push_ok":
@@ -103,7 +106,9 @@ async def raw_sqlite(path: Path, batch: int, pushes: int) -> None:
             await db.execute("COMMIT")
 
 
-async def run_cases(base: str, tokens: dict[str, str], data_dir: Path, events_per_org: dict[int, int], bar: tqdm) -> list[Case]:
+async def run_cases(
+    base: str, tokens: dict[str, str], data_dir: Path, events_per_org: dict[int, int], bar: tqdm
+) -> list[Case]:
     cases: list[Case] = []
     round_ = 0
     for batch, total in events_per_org.items():
@@ -140,9 +145,9 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from linkproc_ray.auth import issue_token
+    from linkproc_ray.adapters.serve import build_app
+    from linkproc_ray.api.auth import issue_token
     from linkproc_ray.config import NAMESPACE, load_settings
-    from linkproc_ray.serve_app import build_app
 
     # The org files and the raw SQLite file share one directory, so one disk.
     data_dir = Path(tempfile.mkdtemp(prefix="linkproc-bench-"))

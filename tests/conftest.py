@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-from linkproc_ray.store import EventStore
-from linkproc_ray.sync_backend import SyncBackend
 from tests.pages import page_server
+
+from linkproc_ray.core.store import EventStore
+from linkproc_ray.sync.backend import SyncBackend
 
 __all__ = ["page_server"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from linkproc_ray.events import NewEvent, make
-from linkproc_ray.types import JSON
+from linkproc_ray.core.events import NewEvent, make
+from linkproc_ray.core.types import JSON
 
 CLIENT = "test-client"
 SESSION = "test-session"

@@ -4,7 +4,7 @@ Use it as a context manager (``with PageServer() as server: ...``) or through
 the ``page_server`` fixture (``from tests.pages import page_server`` in a
 conftest). Routes are registered per test: pages, redirects, slow drips,
 gzip bombs, endless streams, scripted sequences (e.g. 429 then 200); every
-server also serves ``/articles/<page id>`` from the shared dataset.
+server also serves ``/articles/<page id>`` from the articles dataset (``tests/data/articles``).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ ARTICLES_PREFIX = "/articles/"
 
 
 def articles_dir() -> Path:
-    """The shared articles dataset: ``$LINKPROC_ARTICLES_DIR`` or ``<repo>/../shared/data/articles``."""
+    """The articles dataset: ``$LINKPROC_ARTICLES_DIR``, else the copy in ``tests/data/articles``."""
     configured = os.environ.get("LINKPROC_ARTICLES_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "articles"
+    return Path(__file__).resolve().parent / "data" / "articles"
 
 
 @functools.cache

@@ -10,15 +10,16 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-from linkproc_ray.events import TERMINAL_EVENTS, Event
+from linkproc_ray.core.events import TERMINAL_EVENTS, Event
+from linkproc_ray.core.store import EventStore
 from linkproc_ray.pipeline.enricher import Enricher, Lanes
-from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
 from linkproc_ray.pipeline.fetch import Fetcher, FetchLimits
 from linkproc_ray.pipeline.ssrf import FetchPolicy
-from linkproc_ray.pipeline.summarize import Summarizer
-from linkproc_ray.processor import LinkProcessor, ProcessorSettings
-from linkproc_ray.store import EventStore
-from linkproc_ray.sync_backend import SyncBackend
+from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.protocol import Summarizer
+from linkproc_ray.sync.backend import SyncBackend
+from linkproc_ray.sync.processor import LinkProcessor, ProcessorSettings
+
 
 def one_clean_run(names: list[str]) -> list[str]:
     """The event names of a link saved and processed once without trouble (the tag count varies)."""
@@ -115,6 +116,17 @@ class Org:
             return set(link_ids) <= ended
 
         await self.wait_until(all_terminal, timeout)
+
+    async def settled(self, timeout: float = 20.0) -> None:
+        """Until the processor has applied the whole log and has nothing in flight: whatever it would add is added."""
+        assert self.processor is not None
+        processor = self.processor
+
+        async def quiet() -> bool:
+            await processor.catch_up()
+            return not processor.in_flight and processor.head == self.backend.head
+
+        await self.wait_until(quiet, timeout)
 
     async def terminal_counts(self) -> Counter[str]:
         return Counter(e.args["linkId"] for e in await self.log() if e.name in TERMINAL_EVENTS)

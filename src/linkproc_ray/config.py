@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
+from linkproc_ray.errors import ConfigError
 
 NAMESPACE = "linkproc"
 """The Ray namespace of every named actor this project creates."""
@@ -62,6 +62,7 @@ class Settings(BaseSettings):
         if value is not None and not asymmetric:
             raise ValueError("public keys are configured but LINKPROC_JWT_ALGORITHMS accepts no RS*/ES* algorithm")
         return value.expanduser().resolve() if value is not None else None
+
     fetch_allow_hosts: str = Field(default="", description="Comma-separated host or host:port the SSRF guard opens.")
     fetch_timeout: float = Field(default=15.0, gt=0)
     fetch_max_bytes: int = Field(default=5_000_000, gt=0)

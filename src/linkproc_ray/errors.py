@@ -1,44 +1,244 @@
-"""The project's exception tree.
+"""The project's exception tree, and the one table that maps it to HTTP and WebSocket answers.
 
-Every failure a user can see has a ``code``; processing failures become the
-``error`` of ``v1.LinkProcessingFailed``::
+Every error carries its ``code`` (what it is: the ``error`` of
+``v1.LinkProcessingFailed``, or the detail's prefix), and, for the API, the
+``http_status`` and ``http_error`` (one of the codes docs/API.md names) of its
+answer and the ``close_code`` a sync socket closes with. The HTTP and
+WebSocket layers read these attributes and nothing else; a subclass that
+sets none of them answers as its parent does (the base: 503 ``unavailable``,
+close 1011)::
 
-    LinkprocError
-    ├── FetchError                    fetch:*
-    │   ├── FetchTimeout              fetch:timeout
-    │   ├── FetchBlocked              fetch:blocked
-    │   ├── FetchDNS                  fetch:dns
-    │   ├── FetchConnect              fetch:connect
-    │   ├── FetchTooManyRedirects     fetch:too_many_redirects
-    │   ├── FetchTooLarge             fetch:too_large
-    │   ├── FetchUnsupportedType      fetch:unsupported_type
-    │   ├── FetchHTTPStatus           fetch:<status>
-    │   └── ParseTimeout              parse:timeout
-    ├── AIError                       ai:error
-    │   ├── AITimeout                 ai:timeout
-    │   └── AIInvalidOutput           ai:invalid_output
-    ├── SyncError
-    │   ├── ServerAhead               server_ahead (carries the head)
-    │   ├── InvalidEvent              invalid_request (names event and field)
-    │   └── BatchTooLarge             too_large
-    ├── InvalidURL                    invalid_request
+    error                             code                 HTTP status / close code
+    LinkprocError                     error                503 / 1011
+    ├── RequestError                  invalid_request      422 / 1008
+    │   ├── MalformedBody             invalid_request      400
+    │   ├── InvalidOrgId              invalid_request      400
+    │   ├── InvalidEvent              invalid_request      422 (names event and field)
+    │   ├── InvalidURL                invalid_request      422
+    │   └── BatchTooLarge             too_large            413
+    ├── NotFound                      not_found            404
     ├── AuthError
-    │   ├── Unauthorized              unauthorized (401)
-    │   └── Forbidden                 forbidden (403)
+    │   ├── Unauthorized              unauthorized         401 / 4401
+    │   ├── Forbidden                 forbidden            403 / 4403
+    │   └── TokenRefused              unauthorized         the SDK's token was refused: retrying cannot help
+    ├── SyncError                     sync
+    │   ├── ServerAhead               server_ahead         409 (carries the head)
+    │   ├── PushRejected              sync                 the SDK's pending commits were refused
+    │   ├── LogGap                    sync                 a replica got events that do not follow its head
+    │   └── ConnectionLost            sync                 the SDK's live socket closed; it reconnects
+    ├── Unavailable                   unavailable
+    │   ├── StoreError                store                SQLite failed underneath the event store
+    │   └── ActorEvicted              unavailable          the org actor is hibernating; look it up again
     ├── ConfigError                   config
-    └── StoreError                    store
+    ├── StaleDecision                 stale_decision       a processing decision no longer holds
+    └── EnrichmentError               (processing failures: the code of LinkProcessingFailed)
+        ├── FetchError                fetch:error
+        │   ├── FetchTimeout          fetch:timeout
+        │   ├── FetchBlocked          fetch:blocked
+        │   ├── FetchDNS              fetch:dns
+        │   ├── FetchConnect          fetch:connect
+        │   ├── FetchTooManyRedirects fetch:too_many_redirects
+        │   ├── FetchTooLarge         fetch:too_large
+        │   ├── FetchUnsupportedType  fetch:unsupported_type
+        │   ├── FetchHTTPStatus       fetch:<status>
+        │   └── FetchRetryable        (its error's code)   an attempt that may pass: retried, else its error
+        ├── ParseError                parse:error
+        │   └── ParseTimeout          parse:timeout
+        └── AIError                   ai:error
+            ├── AITimeout             ai:timeout
+            └── AIInvalidOutput       ai:invalid_output
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
+
+CLOSE_POLICY = 1008
+CLOSE_SERVER_ERROR = 1011
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 
 
 class LinkprocError(Exception):
     """Base of every error this package raises on purpose."""
 
     code: str = "error"
+    http_status: ClassVar[int] = 503
+    http_error: ClassVar[str] = "unavailable"
+    close_code: ClassVar[int] = CLOSE_SERVER_ERROR
+
+    def details(self) -> dict[str, Any]:
+        """Extra fields of the error body beside ``error`` and ``detail``."""
+        return {}
 
 
-class FetchError(LinkprocError):
+# --- requests ------------------------------------------------------------------
+
+
+class RequestError(LinkprocError):
+    """A request the API refuses as it stands; nothing of it was stored."""
+
+    code = "invalid_request"
+    http_status = 422
+    http_error = "invalid_request"
+    close_code = CLOSE_POLICY
+
+
+class MalformedBody(RequestError):
+    """A body or frame that is not the JSON object the route expects."""
+
+    http_status = 400
+
+    def details(self) -> dict[str, Any]:
+        return {"field": "body"}
+
+
+class InvalidOrgId(RequestError):
+    """An organization id outside ``[A-Za-z0-9][A-Za-z0-9_-]{0,63}``."""
+
+    http_status = 400
+
+
+class InvalidEvent(RequestError):
+    """An event failed validation; nothing of its batch was stored."""
+
+    def __init__(self, message: str, *, event: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.event = event
+        self.field = field
+
+    def details(self) -> dict[str, Any]:
+        return {"event": self.event, "field": self.field}
+
+
+class InvalidURL(RequestError):
+    """A URL that is not an absolute http(s) URL within the length limit."""
+
+
+class BatchTooLarge(RequestError):
+    """A push or body over the event-count or byte limit."""
+
+    code = "too_large"
+    http_status = 413
+    http_error = "too_large"
+
+
+class NotFound(LinkprocError):
+    """No such link (or other entity) in the org."""
+
+    code = "not_found"
+    http_status = 404
+    http_error = "not_found"
+
+
+# --- auth ------------------------------------------------------------------------
+
+
+class AuthError(LinkprocError):
+    """A request's credentials were refused."""
+
+
+class Unauthorized(AuthError):
+    """Missing, malformed, expired or badly signed token."""
+
+    code = "unauthorized"
+    http_status = 401
+    http_error = "unauthorized"
+    close_code = CLOSE_UNAUTHORIZED
+
+
+class Forbidden(AuthError):
+    """A valid token for another organization."""
+
+    code = "forbidden"
+    http_status = 403
+    http_error = "forbidden"
+    close_code = CLOSE_FORBIDDEN
+
+
+class TokenRefused(AuthError):
+    """The server refused the SDK's token (401/403, close 4401/4403): retrying cannot help."""
+
+    code = "unauthorized"
+
+
+# --- sync ------------------------------------------------------------------------
+
+
+class SyncError(LinkprocError):
+    """A push or pull was refused, or a replica cannot follow the log."""
+
+    code = "sync"
+
+
+class ServerAhead(SyncError):
+    """The push's parent is not the head: pull, rebase and push again."""
+
+    code = "server_ahead"
+    http_status = 409
+    http_error = "server_ahead"
+
+    def __init__(self, head: int) -> None:
+        super().__init__(f"server is ahead: head is {head}")
+        self.head = head
+
+    def details(self) -> dict[str, Any]:
+        return {"head": self.head}
+
+
+class PushRejected(SyncError):
+    """The server refused the SDK's pending commits as invalid: they stay queued and the status says so."""
+
+
+class LogGap(SyncError):
+    """Events that do not continue a replica's head: it must pull what is missing first."""
+
+
+class ConnectionLost(SyncError):
+    """The SDK's live socket closed (not for a refused token): it backs off and reconnects."""
+
+
+# --- availability ----------------------------------------------------------------
+
+
+class Unavailable(LinkprocError):
+    """The org cannot answer right now; the request may be retried."""
+
+    code = "unavailable"
+
+
+class StoreError(Unavailable):
+    """SQLite failed underneath the event store."""
+
+    code = "store"
+
+
+class ActorEvicted(Unavailable):
+    """The org actor is exiting after its idle TTL; look it up again (that re-creates it)."""
+
+
+class ConfigError(LinkprocError):
+    """A setting is missing or wrong; the message names it."""
+
+    code = "config"
+
+
+class StaleDecision(LinkprocError):
+    """A processing decision no longer holds: the link was deleted or its request ended meanwhile."""
+
+    code = "stale_decision"
+
+
+# --- enrichment: the codes of v1.LinkProcessingFailed -------------------------------
+
+
+class EnrichmentError(LinkprocError):
+    """A step of processing one link failed; ``code`` becomes the link's visible error."""
+
+    code = "enrichment:error"
+
+
+class FetchError(EnrichmentError):
     """The page could not be fetched."""
 
     code = "fetch:error"
@@ -95,13 +295,29 @@ class FetchHTTPStatus(FetchError):
         self.code = f"fetch:{status}"
 
 
-class ParseTimeout(FetchError):
-    """The page arrived but parsing it (queued for a CPU, then run) took too long."""
+class FetchRetryable(FetchError):
+    """An attempt failed in a way that may pass (429, 5xx): the fetcher retries it, else raises ``error``."""
+
+    def __init__(self, error: FetchError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+        self.code = error.code
+
+
+class ParseError(EnrichmentError):
+    """The page arrived but could not be parsed."""
+
+    code = "parse:error"
+
+
+class ParseTimeout(ParseError):
+    """Parsing the page (its own run, not the wait for a CPU) took too long."""
 
     code = "parse:timeout"
 
 
-class AIError(LinkprocError):
+class AIError(EnrichmentError):
     """The summarizer failed."""
 
     code = "ai:error"
@@ -117,70 +333,3 @@ class AIInvalidOutput(AIError):
     """The summarizer answered, but not with a valid ``{summary, tags}``."""
 
     code = "ai:invalid_output"
-
-
-class SyncError(LinkprocError):
-    """A push or pull was refused."""
-
-    code = "sync"
-
-
-class ServerAhead(SyncError):
-    """The push's parent is not the head: pull, rebase and push again."""
-
-    code = "server_ahead"
-
-    def __init__(self, head: int) -> None:
-        super().__init__(f"server is ahead: head is {head}")
-        self.head = head
-
-
-class InvalidEvent(SyncError):
-    """An event failed validation; nothing of its batch was stored."""
-
-    code = "invalid_request"
-
-    def __init__(self, message: str, *, event: str | None = None, field: str | None = None) -> None:
-        super().__init__(message)
-        self.event = event
-        self.field = field
-
-
-class BatchTooLarge(SyncError):
-    """A push over the event-count or byte limit."""
-
-    code = "too_large"
-
-
-class InvalidURL(LinkprocError):
-    """A URL that is not an absolute http(s) URL within the length limit."""
-
-    code = "invalid_request"
-
-
-class StoreError(LinkprocError):
-    """SQLite failed underneath the event store."""
-
-    code = "store"
-
-
-class AuthError(LinkprocError):
-    """A request's credentials were refused."""
-
-
-class Unauthorized(AuthError):
-    """Missing, malformed, expired or badly signed token."""
-
-    code = "unauthorized"
-
-
-class Forbidden(AuthError):
-    """A valid token for another organization."""
-
-    code = "forbidden"
-
-
-class ConfigError(LinkprocError):
-    """A setting is missing or wrong; the message names it."""
-
-    code = "config"

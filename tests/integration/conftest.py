@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from linkproc_ray.auth import issue_token
-from linkproc_ray.config import NAMESPACE, Settings
 from tests.pages import PageServer
+
+from linkproc_ray.api.auth import issue_token
+from linkproc_ray.config import NAMESPACE, Settings
+from linkproc_ray.core.events import TERMINAL_EVENTS
 
 JWT_SECRET = "integration-secret-long-enough-for-hs256-signing"
 
@@ -82,7 +83,7 @@ def ray_cluster(metrics_port: int) -> Iterator[None]:
 def serve_url(ray_cluster: None, app_settings: dict[str, object]) -> str:
     from ray import serve
 
-    from linkproc_ray.serve_app import build_app
+    from linkproc_ray.adapters.serve import build_app
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"enable_access_log": False})
@@ -150,7 +151,7 @@ def log_of(client: httpx.Client) -> list[dict[str, object]]:
             return events
 
 
-TERMINAL = {"v1.LinkProcessingCompleted", "v1.LinkProcessingFailed", "v1.LinkProcessingCancelled"}
+TERMINAL = TERMINAL_EVENTS
 
 
 def outcome_counts(client: httpx.Client, link_id: str) -> dict[str, int]:

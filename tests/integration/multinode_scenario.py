@@ -22,8 +22,9 @@ import ray
 from ray import serve
 from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.pages import PageServer, article_ids
 
-from linkproc_ray.actors import (
+from linkproc_ray.adapters.actors import (
     ActorBackend,
     LinkProcessorActor,
     SyncBackendActor,
@@ -31,10 +32,9 @@ from linkproc_ray.actors import (
     backend_name,
     processor_name,
 )
+from linkproc_ray.adapters.serve import SummarizerDeployment
 from linkproc_ray.config import NAMESPACE, Settings
-from linkproc_ray.events import Event, new_id
-from linkproc_ray.serve_app import SummarizerDeployment
-from tests.pages import PageServer, article_ids
+from linkproc_ray.core.events import Event, new_id
 
 ORGS = ("north-0", "south-1", "north-2", "south-3")
 LINKS_PER_ORG = 10
@@ -95,9 +95,7 @@ def start_cluster() -> tuple[Cluster, list[Any]]:
 def start_summarizer(settings: Settings) -> None:
     """Only the summarizer deployment: the scenario drives the actors the way the ingress does."""
     serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
-    deployment = SummarizerDeployment.options(
-        ray_actor_options={"num_cpus": 0, "resources": {SUMMARIZER_RESOURCE: 1}}
-    )
+    deployment = SummarizerDeployment.options(ray_actor_options={"num_cpus": 0, "resources": {SUMMARIZER_RESOURCE: 1}})
     serve.run(deployment.bind(settings.to_actor_args()), name=settings.serve_app_name, route_prefix=None)
 
 

@@ -17,20 +17,15 @@ import psutil
 import pytest
 import ray
 from ray import serve
-
-from linkproc_ray.actors import (
-    backend_handle,
-    backend_name,
-    processor_handle,
-    processor_name,
-)
-from linkproc_ray.config import NAMESPACE, Settings
-from linkproc_ray.errors import ParseTimeout
-from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
-from linkproc_ray.pipeline.summarize import Summary, SummaryRequest
-from linkproc_ray.processor_wiring import cpu_runner
 from tests.integration.conftest import log_of, outcome_counts, wait_for
 from tests.pages import article_ids
+
+from linkproc_ray.adapters.actors import backend_handle, backend_name, processor_handle, processor_name
+from linkproc_ray.adapters.processor import cpu_runner
+from linkproc_ray.config import NAMESPACE, Settings
+from linkproc_ray.errors import ParseTimeout
+from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.protocol import Summary, SummaryRequest
 
 
 def names_for(api: httpx.Client, link_id: str) -> list[str]:
@@ -73,7 +68,9 @@ def test_killing_the_processor_during_summarization_resumes_the_link_once(
     api, page_server, org, settings: Settings, slow_summarizer_app
 ):
     # The org's actors are created first with a slow summarizer; the ingress then finds them.
-    custom = settings.model_copy(update={"summarizer_deployment": "SlowSummarizer", "serve_app_name": slow_summarizer_app})
+    custom = settings.model_copy(
+        update={"summarizer_deployment": "SlowSummarizer", "serve_app_name": slow_summarizer_app}
+    )
     ray.get(backend_handle(org, custom).stats.remote())
     ray.get(processor_handle(org, custom).stats.remote())
     link = api.post("/links", json={"url": page_server.article_url(article_ids()[6])}).json()
@@ -107,8 +104,13 @@ def test_killing_the_backend_between_pushes_loses_no_acknowledged_event(api, ser
     for round_ in range(3):
         head = api.get("/events").json()["head"]
         batch = [
-            {"id": f"ev-{round_}-{i}", "name": "v1.TagCreated", "args": {"id": f"t{round_}{i}", "name": f"n{i}", "createdAt": "t"},
-             "clientId": "c", "sessionId": "s"}
+            {
+                "id": f"ev-{round_}-{i}",
+                "name": "v1.TagCreated",
+                "args": {"id": f"t{round_}{i}", "name": f"n{i}", "createdAt": "t"},
+                "clientId": "c",
+                "sessionId": "s",
+            }
             for i in range(5)
         ]
         response = api.post("/events", json={"parent": head, "events": batch})
@@ -125,8 +127,13 @@ def test_a_rewound_processor_catches_up_in_one_wake(api, org, settings: Settings
     def tags(start: int, count: int) -> None:
         head = api.get("/events").json()["head"]
         events = [
-            {"id": f"r-{i}", "name": "v1.TagCreated", "args": {"id": f"r{i}", "name": f"r{i}", "createdAt": "t"},
-             "clientId": "c", "sessionId": "s"}
+            {
+                "id": f"r-{i}",
+                "name": "v1.TagCreated",
+                "args": {"id": f"r{i}", "name": f"r{i}", "createdAt": "t"},
+                "clientId": "c",
+                "sessionId": "s",
+            }
             for i in range(start, start + count)
         ]
         assert api.post("/events", json={"parent": head, "events": events}).status_code == 200

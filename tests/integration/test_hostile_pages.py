@@ -32,17 +32,25 @@ def test_hostile_pages_end_in_typed_outcomes_while_a_normal_page_completes(api, 
             Reply(body=load_article(article_ids()[11])[0].encode(), headers={"Content-Type": "text/html"}),
         ): ("completed", None),
         p.page(f"/{org}/latin1", latin1.encode("latin-1"), content_type="text/html"): ("completed", None),
-        p.page(f"/{org}/tags", f"<html><head><title>&lt;b&gt; Fish &amp; Chips &#8211; caf&eacute;</title><body><p>{prose}</p></body></html>"): (
+        p.page(
+            f"/{org}/tags",
+            f"<html><head><title>&lt;b&gt; Fish &amp; Chips &#8211; caf&eacute;</title><body><p>{prose}</p></body></html>",
+        ): (
             "completed",
             None,
         ),
-        p.page(f"/{org}/thin", "<html><head><title>Thin</title></head><body>x</body></html>"): ("failed", "ai:invalid_output"),
+        p.page(f"/{org}/thin", "<html><head><title>Thin</title></head><body>x</body></html>"): (
+            "failed",
+            "ai:invalid_output",
+        ),
         p.article_url(article_ids()[12]): ("completed", None),
     }
     ids = {url: api.post("/links", json={"url": url}).json()["id"] for url in cases}
 
     def all_terminal() -> bool:
-        return all(api.get(f"/links/{i}").json()["processing"]["status"] in {"completed", "failed"} for i in ids.values())
+        return all(
+            api.get(f"/links/{i}").json()["processing"]["status"] in {"completed", "failed"} for i in ids.values()
+        )
 
     wait_for(all_terminal, timeout=120)
     for url, (status, error) in cases.items():

@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 import websockets
-
-from linkproc_ray.client import LinkprocClient, SyncState
 from tests.factories import link_created
 from tests.pages import article_ids
+
+from linkproc_ray.client import LinkprocClient, SyncState
 
 pytestmark = pytest.mark.ray
 
@@ -88,7 +88,9 @@ async def test_a_push_over_the_socket_is_answered_and_a_wrong_org_is_closed_with
     org = f"push-{uuid.uuid4().hex[:8]}"
     async with websockets.connect(ws_url(serve_url, org, make_token(org))) as socket:
         await next_message(socket)
-        await socket.send(json.dumps({"type": "push", "requestId": 1, "parent": 0, "events": [link_created("a").to_json()]}))
+        await socket.send(
+            json.dumps({"type": "push", "requestId": 1, "parent": 0, "events": [link_created("a").to_json()]})
+        )
         answers = [await next_message(socket), await next_message(socket)]
         assert {m["type"] for m in answers} == {"push_ok", "events"}
     async with websockets.connect(ws_url(serve_url, org, make_token("intruder"))) as socket:

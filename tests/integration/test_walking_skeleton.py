@@ -7,11 +7,11 @@ import time
 import httpx
 import jwt
 import ray
-
-from linkproc_ray.actors import processor_name
-from linkproc_ray.config import NAMESPACE
 from tests.integration.conftest import JWT_SECRET, log_of, outcome_counts, wait_for
 from tests.pages import article_ids, load_article
+
+from linkproc_ray.adapters.actors import processor_name
+from linkproc_ray.config import NAMESPACE
 
 
 def processed(api: httpx.Client, link_id: str) -> dict | None:
@@ -81,7 +81,13 @@ def test_auth_errors_over_real_http(serve_url, make_token, org):
 
 
 def test_stale_parent_is_409_and_unknown_event_is_422_over_real_http(api):
-    event = {"id": "e-1", "name": "v1.TagCreated", "args": {"id": "t1", "name": "x", "createdAt": "t"}, "clientId": "c", "sessionId": "s"}
+    event = {
+        "id": "e-1",
+        "name": "v1.TagCreated",
+        "args": {"id": "t1", "name": "x", "createdAt": "t"},
+        "clientId": "c",
+        "sessionId": "s",
+    }
     assert api.post("/events", json={"parent": 0, "events": [event]}).status_code == 200
     stale = api.post("/events", json={"parent": 0, "events": [{**event, "id": "e-2"}]})
     assert stale.status_code == 409

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from linkproc_ray.auth import TokenVerifier, issue_token
+from linkproc_ray.api.auth import TokenVerifier, issue_token
 from linkproc_ray.config import Settings, load_settings
 from linkproc_ray.errors import ConfigError, Unauthorized
 

@@ -9,12 +9,12 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from linkproc_ray.adapters.serve import make_summarizer
 from linkproc_ray.config import load_settings
 from linkproc_ray.errors import ConfigError
-from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
-from linkproc_ray.pipeline.openai_compat import OpenAISummarizer
-from linkproc_ray.pipeline.vllm_engine import VLLMSummarizer
-from linkproc_ray.serve_app import make_summarizer
+from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.openai import OpenAISummarizer
+from linkproc_ray.summarize.vllm import VLLMSummarizer
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ["serve_config.yaml", "serve_config.gpu.yaml"]
@@ -33,7 +33,7 @@ def _deployments(schema: ServeDeploySchema) -> dict[str, Any]:
 def test_config_is_a_valid_serve_deploy_schema(name: str) -> None:
     schema = _load(name)
     (app,) = schema.applications
-    assert app.import_path == "linkproc_ray.serve_app:build_app"
+    assert app.import_path == "linkproc_ray.adapters.serve:build_app"
     deployments = _deployments(schema)
     assert deployments["Ingress"].max_ongoing_requests == 100
     assert deployments["Summarizer"].autoscaling_config["min_replicas"] >= 1

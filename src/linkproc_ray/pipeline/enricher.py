@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from ..errors import ParseTimeout
-from .fetch import FetchedPage
-from .parse import ParsedPage, parse_page
-from .summarize import Summarizer, Summary, SummaryRequest
+from linkproc_ray.errors import ParseTimeout
+from linkproc_ray.pipeline.fetch import FetchedPage
+from linkproc_ray.pipeline.parse import ParsedPage, parse_page
+from linkproc_ray.summarize.protocol import Summarizer, Summary, SummaryRequest
 
 T = TypeVar("T")
 

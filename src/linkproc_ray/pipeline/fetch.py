@@ -10,7 +10,6 @@ import asyncio
 import codecs
 import contextlib
 import email.utils
-import random
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -22,11 +21,12 @@ import httpcore
 import httpx
 
 from linkproc_ray import __version__
+from linkproc_ray.core.backoff import Backoff
 from linkproc_ray.errors import (
     FetchBlocked,
     FetchConnect,
-    FetchError,
     FetchHTTPStatus,
+    FetchRetryable,
     FetchTimeout,
     FetchTooLarge,
     FetchTooManyRedirects,
@@ -51,7 +51,9 @@ _SNIFF_BYTES = 1024
 _META_SCAN_BYTES = 4096
 # A <meta charset=...> or an http-equiv content="...; charset=..." near the top.
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.+-]+)""", re.IGNORECASE)
-_HTML_SNIFF = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title|meta)[\s>/]", re.IGNORECASE | re.DOTALL)
+_HTML_SNIFF = re.compile(
+    rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title|meta)[\s>/]", re.IGNORECASE | re.DOTALL
+)
 # WHATWG Encoding: pages that say latin-1 or ascii mean windows-1252.
 _ENCODING_ALIASES = {"iso8859-1": "cp1252", "ascii": "cp1252"}
 
@@ -81,15 +83,6 @@ class FetchedPage:
     content_type: str
     html: str
     encoding: str
-
-
-class _Transient(Exception):
-    """An attempt failed in a way that may pass (429, 5xx): retry, else raise ``error``."""
-
-    def __init__(self, error: FetchError, retry_after: float | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
 
 
 class _GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
@@ -203,7 +196,7 @@ class Fetcher:
         for attempt in range(self._limits.retries + 1):
             try:
                 return await self._attempt(url)
-            except _Transient as transient:
+            except FetchRetryable as transient:
                 if attempt == self._limits.retries:
                     raise transient.error from transient.__cause__
                 delay = self._backoff(attempt, transient.retry_after)
@@ -214,8 +207,7 @@ class Fetcher:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        exponential = self._limits.backoff_base * 2.0**attempt
-        jittered = exponential + random.uniform(0, self._limits.backoff_base)
+        jittered = Backoff(initial=self._limits.backoff_base, maximum=self._limits.retry_after_cap).delay(attempt)
         if retry_after is None:
             return jittered
         return max(jittered, min(retry_after, self._limits.retry_after_cap))
@@ -231,7 +223,7 @@ class Fetcher:
         if status in _REDIRECT_STATUSES and "location" in response.headers:
             return str(response.url.join(response.headers["location"]).copy_with(fragment=None))
         if status == 429 or status >= 500:
-            raise _Transient(FetchHTTPStatus(status), _retry_after(response.headers.get("retry-after")))
+            raise FetchRetryable(FetchHTTPStatus(status), _retry_after(response.headers.get("retry-after")))
         if not 200 <= status < 300:
             raise FetchHTTPStatus(status)
         media_type, header_charset = _parse_content_type(response.headers.get("content-type", ""))
@@ -252,9 +244,9 @@ def _map_transport_errors() -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise _Transient(FetchTimeout(f"attempt timed out: {exc}"), None) from exc
+        raise FetchRetryable(FetchTimeout(f"attempt timed out: {exc}"), None) from exc
     except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-        raise _Transient(FetchConnect(f"connection failed: {exc}"), None) from exc
+        raise FetchRetryable(FetchConnect(f"connection failed: {exc}"), None) from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise FetchBlocked(f"not a fetchable URL: {exc}") from exc
     except httpx.DecodingError as exc:

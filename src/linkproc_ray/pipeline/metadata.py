@@ -30,10 +30,11 @@ from urllib.parse import urljoin, urlsplit
 from bs4 import BeautifulSoup
 from bs4.element import Tag
 
+from linkproc_ray.core.limits import MAX_URL_LENGTH
+
 MAX_TITLE = 300
 MAX_DESCRIPTION = 1000
 MAX_SITE_NAME = 300
-MAX_URL = 2048
 
 _ARTICLE_TYPES = frozenset(
     {
@@ -286,6 +287,6 @@ def _resolve_url(base: str, value: str | None) -> str | None:
         parts = urlsplit(resolved)
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(resolved) > MAX_URL:
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(resolved) > MAX_URL_LENGTH:
         return None
     return resolved

@@ -19,9 +19,6 @@ from linkproc_ray.errors import FetchBlocked, FetchDNS
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-ALLOW_HOSTS_ENV = "LINKPROC_FETCH_ALLOW_HOSTS"
-"""Environment variable holding the comma-separated allowlist (``host`` or ``host:port``)."""
-
 _V4 = ipaddress.IPv4Network
 _V6 = ipaddress.IPv6Network
 
@@ -242,9 +239,7 @@ async def resolve_checked(host: str, port: int, policy: FetchPolicy, resolver: R
         addresses = await resolver.resolve(host, port)
         if not addresses:
             raise FetchDNS(f"{host!r} has no addresses")
-    if policy.is_allowlisted(host, port) or (
-        literal is not None and policy.is_allowlisted(str(literal), port)
-    ):
+    if policy.is_allowlisted(host, port) or (literal is not None and policy.is_allowlisted(str(literal), port)):
         return addresses
     refused = [address for address in addresses if not is_public_address(address)]
     if refused:

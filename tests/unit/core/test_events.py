@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import pytest
 
+from linkproc_ray.core.events import ARGS_BY_NAME, NewEvent, validate
 from linkproc_ray.errors import InvalidEvent
-from linkproc_ray.events import ARGS_BY_NAME, NewEvent, validate
 
 
 def test_every_design_event_name_is_known():
     for name in (
-        "v1.LinkCreated", "v1.LinkDeleted", "v1.LinkRestored", "v1.LinkCompleted", "v1.LinkUncompleted",
-        "v1.LinkProcessingStarted", "v1.LinkProcessingResumed", "v1.LinkMetadataFetched", "v1.LinkSummarized",
-        "v1.LinkProcessingCompleted", "v1.LinkProcessingFailed", "v1.LinkProcessingCancelled",
-        "v1.LinkReprocessRequested", "v1.TagCreated", "v1.TagDeleted", "v1.LinkTagged", "v1.LinkUntagged",
+        "v1.LinkCreated",
+        "v1.LinkDeleted",
+        "v1.LinkRestored",
+        "v1.LinkCompleted",
+        "v1.LinkUncompleted",
+        "v1.LinkProcessingStarted",
+        "v1.LinkProcessingResumed",
+        "v1.LinkMetadataFetched",
+        "v1.LinkSummarized",
+        "v1.LinkProcessingCompleted",
+        "v1.LinkProcessingFailed",
+        "v1.LinkProcessingCancelled",
+        "v1.LinkReprocessRequested",
+        "v1.TagCreated",
+        "v1.TagDeleted",
+        "v1.LinkTagged",
+        "v1.LinkUntagged",
         "v1.TagSuggested",
     ):
         assert name in ARGS_BY_NAME

@@ -8,10 +8,10 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from linkproc_ray.auth import TokenVerifier, issue_token
+from linkproc_ray.api.auth import TokenVerifier, issue_token
+from linkproc_ray.api.gateway import LocalGateway
+from linkproc_ray.api.http import create_api
 from linkproc_ray.config import Settings
-from linkproc_ray.gateway import LocalGateway
-from linkproc_ray.http_api import create_api
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
@@ -48,8 +48,13 @@ def test_healthz_needs_no_token(client):
 
 def test_openapi_describes_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/healthz", "/v1/orgs/{org}/events", "/v1/orgs/{org}/links", "/v1/orgs/{org}/links/{link_id}",
-            "/v1/orgs/{org}/links/{link_id}/reprocess"} <= set(paths)
+    assert {
+        "/healthz",
+        "/v1/orgs/{org}/events",
+        "/v1/orgs/{org}/links",
+        "/v1/orgs/{org}/links/{link_id}",
+        "/v1/orgs/{org}/links/{link_id}/reprocess",
+    } <= set(paths)
 
 
 def test_missing_token_is_401_with_bearer_challenge(client):
@@ -66,7 +71,9 @@ def test_badly_signed_token_is_401(client):
 
 
 def test_expired_token_is_401(client, settings):
-    response = client.get("/v1/orgs/acme/links", headers=auth(settings, sub="u", orgId="acme", exp=int(time.time()) - 10))
+    response = client.get(
+        "/v1/orgs/acme/links", headers=auth(settings, sub="u", orgId="acme", exp=int(time.time()) - 10)
+    )
     assert response.status_code == 401
     assert "expired" in response.json()["detail"]
 
@@ -95,7 +102,9 @@ def test_malformed_org_id_is_400(client, settings):
 
 
 def test_push_then_pull_round_trip(client, settings):
-    pushed = client.post("/v1/orgs/acme/events", headers=auth(settings), json={"parent": 0, "events": [new_event("e1")]})
+    pushed = client.post(
+        "/v1/orgs/acme/events", headers=auth(settings), json={"parent": 0, "events": [new_event("e1")]}
+    )
     assert pushed.json() == {"head": 1, "seqs": [1]}
     pulled = client.get("/v1/orgs/acme/events?after=0", headers=auth(settings)).json()
     assert pulled["head"] == 1
@@ -104,7 +113,9 @@ def test_push_then_pull_round_trip(client, settings):
 
 def test_stale_parent_is_409_server_ahead_with_head(client, settings):
     client.post("/v1/orgs/acme/events", headers=auth(settings), json={"parent": 0, "events": [new_event("e1")]})
-    response = client.post("/v1/orgs/acme/events", headers=auth(settings), json={"parent": 0, "events": [new_event("e2")]})
+    response = client.post(
+        "/v1/orgs/acme/events", headers=auth(settings), json={"parent": 0, "events": [new_event("e2")]}
+    )
     assert response.status_code == 409
     assert response.json()["error"] == "server_ahead"
     assert response.json()["head"] == 1
@@ -112,7 +123,8 @@ def test_stale_parent_is_409_server_ahead_with_head(client, settings):
 
 def test_unknown_event_name_is_422_naming_event_and_field(client, settings):
     response = client.post(
-        "/v1/orgs/acme/events", headers=auth(settings),
+        "/v1/orgs/acme/events",
+        headers=auth(settings),
         json={"parent": 0, "events": [new_event("e1"), new_event("e2", name="v1.LinkExploded", id="x")]},
     )
     assert response.status_code == 422
@@ -133,7 +145,9 @@ def test_unknown_event_name_is_422_naming_event_and_field(client, settings):
     ],
 )
 def test_malformed_push_bodies_are_refused_with_invalid_request(client, settings, body, status):
-    response = client.post("/v1/orgs/acme/events", headers={**auth(settings), "Content-Type": "application/json"}, content=body)
+    response = client.post(
+        "/v1/orgs/acme/events", headers={**auth(settings), "Content-Type": "application/json"}, content=body
+    )
     assert response.status_code == status
     assert response.json()["error"] == "invalid_request"
 
@@ -147,14 +161,17 @@ def test_push_over_1000_events_is_413(client, settings):
 
 def test_push_body_over_1_mb_is_413(client, settings):
     response = client.post(
-        "/v1/orgs/acme/events", headers={**auth(settings), "Content-Type": "application/json"},
+        "/v1/orgs/acme/events",
+        headers={**auth(settings), "Content-Type": "application/json"},
         content=b'{"parent": 0, "events": [' + b" " * 1_200_000 + b"]}",
     )
     assert response.status_code == 413
 
 
 def test_create_link_is_201_then_200_for_the_same_canonical_url(client, settings):
-    first = client.post("/v1/orgs/acme/links", headers=auth(settings), json={"url": "HTTPS://Example.com:443/a?utm_source=x#top"})
+    first = client.post(
+        "/v1/orgs/acme/links", headers=auth(settings), json={"url": "HTTPS://Example.com:443/a?utm_source=x#top"}
+    )
     assert first.status_code == 201
     again = client.post("/v1/orgs/acme/links", headers=auth(settings), json={"url": "https://example.com/a"})
     assert again.status_code == 200
@@ -165,7 +182,14 @@ def test_create_link_is_201_then_200_for_the_same_canonical_url(client, settings
 
 @pytest.mark.parametrize(
     "body",
-    [{"url": "ftp://example.com/"}, {"url": "/relative"}, {"url": "https://e.com/" + "a" * 2100}, {"url": 5}, {}, {"url": "javascript:alert(1)"}],
+    [
+        {"url": "ftp://example.com/"},
+        {"url": "/relative"},
+        {"url": "https://e.com/" + "a" * 2100},
+        {"url": 5},
+        {},
+        {"url": "javascript:alert(1)"},
+    ],
 )
 def test_bad_link_urls_are_422(client, settings, body):
     response = client.post("/v1/orgs/acme/links", headers=auth(settings), json=body)
@@ -196,7 +220,10 @@ def test_unknown_link_is_404_not_found(client, settings):
 
 
 def test_links_page_newest_first_with_a_cursor(client, settings):
-    ids = [client.post("/v1/orgs/acme/links", headers=auth(settings), json={"url": f"https://e.com/{i}"}).json()["id"] for i in range(5)]
+    ids = [
+        client.post("/v1/orgs/acme/links", headers=auth(settings), json={"url": f"https://e.com/{i}"}).json()["id"]
+        for i in range(5)
+    ]
     page = client.get("/v1/orgs/acme/links?limit=2", headers=auth(settings)).json()
     assert [link["id"] for link in page["links"]] == ids[::-1][:2]
     rest = client.get(f"/v1/orgs/acme/links?limit=10&cursor={page['next_cursor']}", headers=auth(settings)).json()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from linkproc_ray.events import Event
-from linkproc_ray.store import EventStore
 from tests.factories import completed, event, link_created, started
+
+from linkproc_ray.core.events import Event
+from linkproc_ray.core.store import EventStore
 
 
 def ordered(new_events):
@@ -73,9 +74,7 @@ async def test_fixed_log_materializes_the_expected_rows(tmp_path):
     status = await store.fetchall("SELECT * FROM link_processing_status WHERE link_id = 'a'")
     assert status[0]["status"] == "reprocess_requested"
     assert status[0]["attempts"] == 0
-    newest = await store.fetchall(
-        "SELECT title FROM link_snapshots WHERE link_id = 'a' ORDER BY rowid DESC LIMIT 1"
-    )
+    newest = await store.fetchall("SELECT title FROM link_snapshots WHERE link_id = 'a' ORDER BY rowid DESC LIMIT 1")
     assert newest[0]["title"] == "New"
     await store.close()
 

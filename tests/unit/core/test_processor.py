@@ -10,14 +10,15 @@ import asyncio
 import time
 
 import pytest
-
-from linkproc_ray.errors import AITimeout, ParseTimeout
-from linkproc_ray.pipeline.enricher import Lanes, run_inline
-from linkproc_ray.pipeline.summarize import Summary, SummaryRequest
-from linkproc_ray.store import EventStore
 from tests.factories import event, link_created, started
 from tests.pages import article_ids
 from tests.processor_harness import Org, one_clean_run
+
+from linkproc_ray.core import events as ev
+from linkproc_ray.core.store import EventStore
+from linkproc_ray.errors import AITimeout, ParseTimeout
+from linkproc_ray.pipeline.enricher import Lanes, run_inline
+from linkproc_ray.summarize.protocol import Summary, SummaryRequest
 
 
 def article(page_server, n: int = 0) -> str:
@@ -43,6 +44,8 @@ async def test_work_is_found_without_any_poke(tmp_path, page_server):
         await org.new_processor().ensure_booted()
         await org.backend.create_link(article(page_server), "127.0.0.1", None, "a")
         await org.wait_terminal(["a"])
+        names = await org.names_for("a")
+        assert names == one_clean_run(names)
 
 
 async def test_a_poke_before_the_event_is_visible_loses_nothing(tmp_path, page_server):
@@ -51,6 +54,8 @@ async def test_a_poke_before_the_event_is_visible_loses_nothing(tmp_path, page_s
         await processor.poke()  # nothing to see yet
         await org.backend.push(0, [link_created("a", article(page_server))])
         await org.wait_terminal(["a"])
+        names = await org.names_for("a")
+        assert names == one_clean_run(names)
 
 
 async def test_a_processor_that_missed_every_poke_catches_up_at_boot(tmp_path, page_server):
@@ -60,6 +65,9 @@ async def test_a_processor_that_missed_every_poke_catches_up_at_boot(tmp_path, p
         org.new_processor()
         await org.processor.poke()
         await org.wait_terminal(["l0", "l1", "l2"])
+        for link_id in ("l0", "l1", "l2"):
+            names = await org.names_for(link_id)
+            assert names == one_clean_run(names)
 
 
 async def test_many_rapid_links_and_duplicate_pokes_end_exactly_once(tmp_path, page_server):
@@ -96,12 +104,8 @@ async def test_a_link_that_keeps_crashing_fails_interrupted_at_the_attempt_cap(t
     async with Org(tmp_path, page_server.host_port, poke=False) as org:
         url = article(page_server)
         await org.backend.push(0, [link_created("a", url), started("a")])
-        await org.backend.push(
-            2, [event("v1.LinkProcessingResumed", linkId="a", attempt=2, updatedAt="t")]
-        )
-        await org.backend.push(
-            3, [event("v1.LinkProcessingResumed", linkId="a", attempt=3, updatedAt="t")]
-        )
+        await org.backend.push(2, [event("v1.LinkProcessingResumed", linkId="a", attempt=2, updatedAt="t")])
+        await org.backend.push(3, [event("v1.LinkProcessingResumed", linkId="a", attempt=3, updatedAt="t")])
         await org.new_processor().poke()
         await org.wait_terminal(["a"])
         failed = [e for e in await org.log() if e.name == "v1.LinkProcessingFailed"]
@@ -115,9 +119,9 @@ async def test_deleting_a_link_in_flight_cancels_it_and_nothing_follows(tmp_path
         org.new_processor()
         await org.backend.create_link(slow, "127.0.0.1", None, "a")
         await org.wait_for_event("a", "v1.LinkProcessingStarted")
-        await org.backend.append([("v1.LinkDeleted", {"id": "a", "deletedAt": "t"})])
+        await org.backend.append([ev.LinkDeleted(id="a", deletedAt="t")])
         await org.wait_terminal(["a"])
-        await asyncio.sleep(0.5)
+        await org.settled()
         names = await org.names_for("a")
         assert names[names.index("v1.LinkDeleted") + 1 :] == ["v1.LinkProcessingCancelled"]
 
@@ -127,7 +131,7 @@ async def test_reprocess_appends_new_results_and_keeps_history(tmp_path, page_se
         org.new_processor()
         await org.backend.create_link(article(page_server), "127.0.0.1", None, "a")
         await org.wait_terminal(["a"])
-        await org.backend.append([("v1.LinkReprocessRequested", {"linkId": "a", "requestedAt": "t"})])
+        await org.backend.append([ev.LinkReprocessRequested(linkId="a", requestedAt="t")])
 
         async def processed_twice() -> bool:
             return (await org.names_for("a")).count("v1.LinkProcessingCompleted") == 2
@@ -187,12 +191,16 @@ async def test_many_concurrent_wakes_open_the_store_once(tmp_path, page_server):
 
 async def test_a_processor_that_comes_back_fetches_only_the_missing_events(tmp_path, page_server):
     async with Org(tmp_path, page_server.host_port, poke=False) as org:
-        await org.backend.push(0, [event("v1.TagCreated", id=f"t{i}", name=f"tag{i}", createdAt="t") for i in range(10)])
+        await org.backend.push(
+            0, [event("v1.TagCreated", id=f"t{i}", name=f"tag{i}", createdAt="t") for i in range(10)]
+        )
         processor = org.new_processor()
         await processor.ensure_booted()
         await org.wait_until(lambda: _at(processor, 10))
         await org.crash_processor()
-        await org.backend.push(10, [event("v1.TagCreated", id=f"u{i}", name=f"more{i}", createdAt="t") for i in range(7)])
+        await org.backend.push(
+            10, [event("v1.TagCreated", id=f"u{i}", name=f"more{i}", createdAt="t") for i in range(7)]
+        )
         again = org.new_processor()
         await again.store.open()
         assert again.head == 10

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from linkproc_ray.errors import StoreError
-from linkproc_ray.events import Event
-from linkproc_ray.store import EventStore
 from tests.factories import link_created
+
+from linkproc_ray.core.events import Event
+from linkproc_ray.core.store import EventStore
+from linkproc_ray.errors import StoreError
 
 
 def at(seq: int, new_event) -> Event:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from linkproc_ray.errors import BatchTooLarge, InvalidEvent, ServerAhead
-from linkproc_ray.store import EventStore
-from linkproc_ray.sync_backend import SyncBackend
 from tests.factories import event, link_created, started
+
+from linkproc_ray.core.store import EventStore
+from linkproc_ray.errors import BatchTooLarge, InvalidEvent, ServerAhead
+from linkproc_ray.sync.backend import SyncBackend
 
 
 async def test_push_with_current_parent_is_accepted_with_consecutive_seqs(backend):
@@ -54,7 +54,9 @@ async def test_limits_refuse_too_many_events_and_too_many_bytes(backend):
 
 
 async def test_concurrent_pushes_are_group_committed(backend):
-    await asyncio.gather(*(backend.create_link(f"https://e.example/{i}", "e.example", None, f"l{i}") for i in range(40)))
+    await asyncio.gather(
+        *(backend.create_link(f"https://e.example/{i}", "e.example", None, f"l{i}") for i in range(40))
+    )
     assert backend.head == 40
     assert backend.commits < 40
 
@@ -69,7 +71,8 @@ async def test_creating_the_same_url_twice_returns_the_existing_link(backend):
 
 async def test_long_poll_returns_as_soon_as_an_event_arrives(backend):
     waiting = asyncio.create_task(backend.pull(0, 10, wait=10))
-    await asyncio.sleep(0.05)
+    while backend.followers == 0:  # until the pull is parked, waiting for news
+        await asyncio.sleep(0)
     assert not waiting.done()
     await backend.push(0, [link_created("a")])
     result = await asyncio.wait_for(waiting, 5)
@@ -92,18 +95,20 @@ async def test_pull_pages_by_limit(backend):
 
 
 async def test_poke_follows_link_creation_but_not_other_events(tmp_path):
-    pokes: list[int] = []
+    pokes: asyncio.Queue[int] = asyncio.Queue()
 
     async def poke() -> None:
-        pokes.append(1)
+        pokes.put_nowait(sync.head)
 
     sync = SyncBackend(EventStore(tmp_path / "b.sqlite"), poke=poke)
     await sync.start()
     await sync.push(0, [link_created("a")])
-    await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(pokes.get(), 5) == 1
     await sync.push(1, [started("a")])
-    await asyncio.sleep(0.05)
-    assert len(pokes) == 1
+    await sync.push(2, [link_created("b")])
+    # Pokes go out in commit order: had the Started poked, its poke would come first.
+    assert await asyncio.wait_for(pokes.get(), 5) == 3
+    assert pokes.empty()
     await sync.close()
 
 
@@ -126,15 +131,14 @@ async def test_a_restarted_backend_pokes_when_links_are_unfinished(tmp_path):
     await first.start()
     await first.push(0, [link_created("a")])
     await first.close()
-    pokes: list[int] = []
+    poked = asyncio.Event()
 
     async def poke() -> None:
-        pokes.append(1)
+        poked.set()
 
     again = SyncBackend(EventStore(path), poke=poke)
     await again.start()
-    await asyncio.sleep(0.05)
-    assert pokes == [1]
+    await asyncio.wait_for(poked.wait(), 5)
     await again.close()
 
 
@@ -147,7 +151,7 @@ async def test_links_created_amid_concurrent_pulls_are_read_back_at_once(backend
         async def create(url: str, i: int) -> tuple[dict, bool]:
             await asyncio.sleep((i % 7) / 1000)
             await backend.pull(0, 1000)
-            return await backend.create_link(url, "e.example", None, f"{round_}-{i}")
+            return await backend.create_link(url, "e.example", None, f"{round_}-{i}")  # noqa: B023 - awaited within the round
 
         results = await asyncio.gather(*(create(url, i) for i, url in enumerate(urls)))
         assert sum(created for _, created in results) == 40

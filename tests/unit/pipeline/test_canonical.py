@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from linkproc_ray.core.limits import MAX_URL_LENGTH
+from linkproc_ray.core.urls import canonicalize_url, domain_of
 from linkproc_ray.errors import InvalidURL
-from linkproc_ray.pipeline.canonical import MAX_URL_LENGTH, canonicalize_url, domain_of
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""extract_text against the shared articles benchmark, and the readable-content threshold."""
+"""extract_text against the articles benchmark (tests/data/articles), and the readable-content threshold."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import re
 from collections import Counter
 
 import pytest
+from tests.pages import article_ids, load_article
 
 from linkproc_ray.pipeline.content import MIN_WORDS, extract_text
-from tests.pages import article_ids, load_article
 
 _TOKEN = re.compile(r"\w+")
 

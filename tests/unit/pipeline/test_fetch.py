@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from tests.pages import PageServer, Reply
 
 from linkproc_ray.errors import (
     FetchBlocked,
@@ -21,9 +22,10 @@ from linkproc_ray.errors import (
 )
 from linkproc_ray.pipeline.fetch import DEFAULT_USER_AGENT, Fetcher, FetchLimits, decode_html
 from linkproc_ray.pipeline.ssrf import FetchPolicy
-from tests.pages import PageServer, Reply
 
-FAST = FetchLimits(total_timeout=3.0, max_bytes=200_000, max_redirects=3, retries=2, backoff_base=0.01, retry_after_cap=1.0)
+FAST = FetchLimits(
+    total_timeout=3.0, max_bytes=200_000, max_redirects=3, retries=2, backoff_base=0.01, retry_after_cap=1.0
+)
 PAGE = "<!doctype html><html><head><title>Hello</title></head><body><p>Hi there</p></body></html>"
 
 
@@ -291,7 +293,9 @@ async def test_wrong_header_charset_falls_back_to_meta(page_server: PageServer, 
 
 
 def test_undeclared_charset_is_detected() -> None:
-    body = ("<html><body><p>" + "Grüße aus Köln, schöne Straße, übermäßig große Äpfel. " * 20 + "</p></body></html>").encode("latin-1")
+    body = (
+        "<html><body><p>" + "Grüße aus Köln, schöne Straße, übermäßig große Äpfel. " * 20 + "</p></body></html>"
+    ).encode("latin-1")
 
     text, _ = decode_html(body, None)
 

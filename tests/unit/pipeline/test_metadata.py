@@ -7,9 +7,9 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.pages import article_ids, load_article
 
 from linkproc_ray.pipeline.metadata import MAX_DESCRIPTION, MAX_TITLE, PageMetadata, extract_metadata
-from tests.pages import article_ids, load_article
 
 URL = "https://news.example/section/story.html?id=7"
 
@@ -61,7 +61,9 @@ def test_description_precedence_is_the_same_in_both_document_orders(tags: list[s
 
 
 def test_site_name_precedence_is_og_then_json_ld_publisher_then_application_name() -> None:
-    publisher = json_ld({"@type": "Article", "headline": "H", "publisher": {"@type": "Organization", "name": "Publisher"}})
+    publisher = json_ld(
+        {"@type": "Article", "headline": "H", "publisher": {"@type": "Organization", "name": "Publisher"}}
+    )
     app = '<meta name="application-name" content="App">'
     og = '<meta property="og:site_name" content="OG Site">'
 
@@ -96,7 +98,14 @@ def test_json_ld_graph_yields_the_article_and_its_website() -> None:
 
 
 def test_json_ld_lists_and_prefixed_types_are_understood() -> None:
-    data = [{"@type": "BreadcrumbList"}, {"@type": "http://schema.org/Article", "name": "Listed", "image": ["https://cdn.example/a.jpg", "https://cdn.example/b.jpg"]}]
+    data = [
+        {"@type": "BreadcrumbList"},
+        {
+            "@type": "http://schema.org/Article",
+            "name": "Listed",
+            "image": ["https://cdn.example/a.jpg", "https://cdn.example/b.jpg"],
+        },
+    ]
 
     metadata = extract_metadata(page(json_ld(data)), URL)
 
@@ -124,7 +133,7 @@ def test_entities_are_decoded_and_whitespace_collapsed() -> None:
 def test_json_ld_text_has_its_entities_decoded() -> None:
     metadata = extract_metadata(page(json_ld({"@type": "Article", "headline": "It&#8217;s &quot;here&quot;"})), URL)
 
-    assert metadata.title == "It’s \"here\""
+    assert metadata.title == 'It’s "here"'
 
 
 def test_long_text_is_capped() -> None:
@@ -156,7 +165,14 @@ def test_image_urls_are_resolved_against_the_page_url(href: str, resolved: str) 
 
 @pytest.mark.parametrize(
     "href",
-    ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:image/png;base64,AAAA", "ftp://cdn.example/a.png", "file:///etc/passwd", "https://cdn.example/" + "a" * 2100],
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "data:image/png;base64,AAAA",
+        "ftp://cdn.example/a.png",
+        "file:///etc/passwd",
+        "https://cdn.example/" + "a" * 2100,
+    ],
 )
 def test_non_http_or_overlong_urls_are_dropped(href: str) -> None:
     html = page(
@@ -231,8 +247,21 @@ def test_hostile_or_broken_html_never_raises(html: str) -> None:
 
 
 MARKUP_PIECES = list("<>/=\"' &#;:!-x{}[]@,\n") + [
-    "<meta ", "property=og:title", "content=", "<title>", "</title>", '<script type="application/ld+json">',
-    "</script>", '"@type"', '"@graph"', '"Article"', "<link rel=icon href=", "javascript:", "//", "&amp;", "&#",
+    "<meta ",
+    "property=og:title",
+    "content=",
+    "<title>",
+    "</title>",
+    '<script type="application/ld+json">',
+    "</script>",
+    '"@type"',
+    '"@graph"',
+    '"Article"',
+    "<link rel=icon href=",
+    "javascript:",
+    "//",
+    "&amp;",
+    "&#",
 ]
 
 

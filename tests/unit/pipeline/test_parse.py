@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pickle
 
-from linkproc_ray.pipeline.parse import ParsedPage, parse_page
 from tests.pages import article_ids, load_article
+
+from linkproc_ray.pipeline.parse import ParsedPage, parse_page
 
 
 def test_a_dataset_page_parses_into_metadata_and_text() -> None:

@@ -73,7 +73,20 @@ def test_other_literals_parse(host: str, address: str) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["example.com", "127.0.0.1.example.com", "256.0.0.1", "1.2.3.256", "4294967296", "08.0.0.1", "0x1g.0.0.1", "1_0.0.0.1", "1..2", "[::1", "١٢٧.0.0.1", ""],
+    [
+        "example.com",
+        "127.0.0.1.example.com",
+        "256.0.0.1",
+        "1.2.3.256",
+        "4294967296",
+        "08.0.0.1",
+        "0x1g.0.0.1",
+        "1_0.0.0.1",
+        "1..2",
+        "[::1",
+        "١٢٧.0.0.1",
+        "",
+    ],
 )
 def test_names_and_invalid_numbers_are_not_literals(host: str) -> None:
     assert parse_host_literal(host) is None
@@ -159,7 +172,10 @@ def test_public_addresses_pass(ip: str) -> None:
     assert is_public_address(ip)
 
 
-@pytest.mark.parametrize("host", LOOPBACK_SPELLINGS + ["[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]"])
+@pytest.mark.parametrize(
+    "host",
+    LOOPBACK_SPELLINGS + ["[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]"],
+)
 async def test_literal_loopback_hosts_are_blocked_without_dns(host: str) -> None:
     resolver = FakeResolver({})
 
@@ -250,7 +266,15 @@ def test_allow_list_parsing_trims_lowercases_and_skips_empty_entries() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.com/", "file:///etc/passwd", "gopher://example.com/", "http://user:pw@example.com/", "http://@example.com/", "http:///nohost", "example.com"],
+    [
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "gopher://example.com/",
+        "http://user:pw@example.com/",
+        "http://@example.com/",
+        "http:///nohost",
+        "example.com",
+    ],
 )
 def test_check_url_refuses_non_http_hostless_and_credentialed_urls(url: str) -> None:
     with pytest.raises(FetchBlocked):

@@ -7,16 +7,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from tests.pages import articles_dir
 
 from linkproc_ray.errors import AIInvalidOutput
-from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
-from linkproc_ray.pipeline.summarize import SummaryRequest, split_sentences, validate_output
+from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.protocol import SummaryRequest
+from linkproc_ray.summarize.rules import split_sentences, validate_output
 
-REPO = Path(__file__).resolve().parents[3]
-ARTICLES = Path(os.environ.get("LINKPROC_ARTICLES_DIR") or REPO.parent / "shared" / "data" / "articles")
+ARTICLES = articles_dir()
 
 ENGLISH = """\
 The city council approved a plan on Monday to build three new bicycle lanes downtown.
@@ -105,8 +105,8 @@ def test_same_request_gives_byte_identical_summary():
 
 def test_summary_does_not_depend_on_hash_seed():
     code = (
-        "from linkproc_ray.pipeline.extractive import ExtractiveSummarizer as E;"
-        "from linkproc_ray.pipeline.summarize import SummaryRequest as R;import sys,json;"
+        "from linkproc_ray.summarize.extractive import ExtractiveSummarizer as E;"
+        "from linkproc_ray.summarize.rules import SummaryRequest as R;import sys,json;"
         "s=E().summarize_sync(R('u','Bicycle lanes',None,sys.stdin.read(),('cycling','traffic')));"
         "print(json.dumps([s.summary,s.tags]))"
     )

@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from linkproc_ray.errors import AIError, AIInvalidOutput, AITimeout
-from linkproc_ray.pipeline.openai_compat import OpenAISummarizer
-from linkproc_ray.pipeline.summarize import PAGE_END, PAGE_START, SUMMARY_SCHEMA, SummaryRequest
+from linkproc_ray.summarize.openai import OpenAISummarizer
+from linkproc_ray.summarize.prompt import PAGE_END, PAGE_START
+from linkproc_ray.summarize.protocol import SummaryRequest
+from linkproc_ray.summarize.rules import SUMMARY_SCHEMA
 
 GOOD = {
     "summary": "Solar panels turn sunlight into electricity. The page compares three panel types.",

@@ -11,22 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkproc_ray.errors import AIError, AIInvalidOutput
-from linkproc_ray.pipeline.extractive import ExtractiveSummarizer
-from linkproc_ray.pipeline.summarize import (
-    MAX_INPUT_CHARS,
-    PAGE_END,
-    PAGE_START,
-    SUMMARY_SCHEMA,
-    FallbackSummarizer,
-    Summary,
-    SummaryRequest,
-    addresses_model,
-    build_messages,
-    neutralize,
-    sanitize_tag,
-    split_sentences,
-    validate_output,
-)
+from linkproc_ray.summarize.boundary import addresses_model, neutralize
+from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.fallback import FallbackSummarizer
+from linkproc_ray.summarize.prompt import MAX_INPUT_CHARS, PAGE_END, PAGE_START, build_messages
+from linkproc_ray.summarize.protocol import Summary, SummaryRequest
+from linkproc_ray.summarize.rules import SUMMARY_SCHEMA, split_sentences, validate_output
+from linkproc_ray.summarize.tags import sanitize_tag
 
 TWO = "The article explains how solar panels convert light into power. It compares three panel types."
 BOUNDARY_TOKENS = [

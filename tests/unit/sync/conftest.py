@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 
-from linkproc_ray.auth import TokenVerifier, issue_token
+from linkproc_ray.api.auth import TokenVerifier, issue_token
+from linkproc_ray.api.gateway import LocalGateway
+from linkproc_ray.api.http import create_api
+from linkproc_ray.api.ws import live_hub
 from linkproc_ray.config import Settings
-from linkproc_ray.gateway import LocalGateway
-from linkproc_ray.http_api import create_api
-from linkproc_ray.live import LiveHub
-from linkproc_ray.sync_backend import SyncBackend
-from linkproc_ray.ws_api import live_hub
+from linkproc_ray.sync.backend import SyncBackend
+from linkproc_ray.sync.live import LiveHub
 
 T = TypeVar("T")
 
@@ -46,7 +46,9 @@ class SyncServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
-        config = uvicorn.Config(api, log_level="warning", ws="websockets-sansio", lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            api, log_level="warning", ws="websockets-sansio", lifespan="off", timeout_graceful_shutdown=1
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="sync-test-server", daemon=True)
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import jwt
 import pytest
-
-from linkproc_ray.client import Backoff, Link, LinkprocClient, SyncState
 from tests.factories import event, link_created
 from tests.unit.sync.conftest import eventually
 from tests.unit.sync.wire import rest_pull, rest_push
+
+from linkproc_ray.client import Backoff, Link, LinkprocClient, SyncState
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 
@@ -73,7 +73,7 @@ async def client(sync_server, org) -> AsyncIterator[LinkprocClient]:
 
 async def test_a_commit_applies_locally_at_once_and_waits_in_the_queue_while_offline(client):
     link = await client.add_link("https://example.com/offline")
-    assert [l.url for l in await client.links()] == ["https://example.com/offline"]
+    assert [saved.url for saved in await client.links()] == ["https://example.com/offline"]
     assert link.status == "unread" and link.processing.status is None
     assert (client.status.state, client.status.pending, client.head) == (SyncState.OFFLINE, 1, 0)
 
@@ -96,7 +96,7 @@ async def test_a_push_behind_the_server_pulls_rebases_and_pushes_again(sync_serv
     log = (await rest_pull(sync_server, org))["events"]
     assert [e["args"]["url"] for e in log] == ["https://example.com/theirs", "https://example.com/mine"]
     assert (client.head, client.status.pending) == (2, 0)
-    assert [l.url for l in await client.links()] == ["https://example.com/mine", "https://example.com/theirs"]
+    assert [saved.url for saved in await client.links()] == ["https://example.com/mine", "https://example.com/theirs"]
 
 
 async def test_two_offline_saves_of_one_url_keep_the_first_to_reach_the_server_everywhere(sync_server, org):
@@ -107,18 +107,30 @@ async def test_two_offline_saves_of_one_url_keep_the_first_to_reach_the_server_e
         await alice.sync()
         await bob.sync()
         await alice.sync()
-        assert [l.id for l in await bob.links()] == [first.id]
+        assert [saved.id for saved in await bob.links()] == [first.id]
         assert await alice.dump_tables() == await bob.dump_tables()
 
 
 async def test_links_come_back_typed_with_status_metadata_and_summary(sync_server, org, client):
-    await rest_push(sync_server, org, 0, [
-        link_created("a"),
-        event("v1.LinkProcessingStarted", linkId="a", updatedAt="2026-01-01T00:00:01Z"),
-        event("v1.LinkMetadataFetched", id="m1", linkId="a", title="A title", fetchedAt="2026-01-01T00:00:02Z"),
-        event("v1.LinkSummarized", id="s1", linkId="a", summary="It says things.", model="extractive", summarizedAt="2026-01-01T00:00:03Z"),
-        event("v1.LinkProcessingCompleted", linkId="a", updatedAt="2026-01-01T00:00:04Z"),
-    ])
+    await rest_push(
+        sync_server,
+        org,
+        0,
+        [
+            link_created("a"),
+            event("v1.LinkProcessingStarted", linkId="a", updatedAt="2026-01-01T00:00:01Z"),
+            event("v1.LinkMetadataFetched", id="m1", linkId="a", title="A title", fetchedAt="2026-01-01T00:00:02Z"),
+            event(
+                "v1.LinkSummarized",
+                id="s1",
+                linkId="a",
+                summary="It says things.",
+                model="extractive",
+                summarizedAt="2026-01-01T00:00:03Z",
+            ),
+            event("v1.LinkProcessingCompleted", linkId="a", updatedAt="2026-01-01T00:00:04Z"),
+        ],
+    )
     await client.sync()
     link = await client.link("a")
     assert isinstance(link, Link)
@@ -193,7 +205,7 @@ def test_reconnect_delays_double_from_one_second_to_thirty_with_jitter():
     rng = random.Random(7)
     delays = [Backoff().delay(attempt, rng) for attempt in range(8)]
     ceilings = [1, 2, 4, 8, 16, 30, 30, 30]
-    assert all(ceiling / 2 <= delay <= ceiling for delay, ceiling in zip(delays, ceilings))
+    assert all(ceiling / 2 <= delay <= ceiling for delay, ceiling in zip(delays, ceilings, strict=False))
     assert len({round(d, 6) for d in delays[5:]}) == 3  # jittered, not lockstep
 
 

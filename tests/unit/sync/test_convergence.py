@@ -11,13 +11,13 @@ import uuid
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from linkproc_ray.client import Backoff, LinkprocClient
-from linkproc_ray.events import Event
-from linkproc_ray.store import EventStore
-from linkproc_ray.types import JSON
 from tests.unit.sync.conftest import SyncServer, eventually
 from tests.unit.sync.wire import rest_pull
+
+from linkproc_ray.client import Backoff, LinkprocClient
+from linkproc_ray.core.events import Event
+from linkproc_ray.core.store import EventStore
+from linkproc_ray.core.types import JSON
 
 CLIENTS = 3
 LINKS = ("a", "b", "c")
@@ -76,7 +76,9 @@ async def scenario(server: SyncServer, script: list, comeback_order: list[int]) 
                 if who != 0:
                     await clients[who].sync()
                 continue
-            await clients[who].commit(*link_event(kind, link, url, tag, f"2026-01-01T00:{step // 60:02d}:{step % 60:02d}Z"))
+            await clients[who].commit(
+                *link_event(kind, link, url, tag, f"2026-01-01T00:{step // 60:02d}:{step % 60:02d}Z")
+            )
         for who in comeback_order:
             if who != 0:
                 await clients[who].sync()

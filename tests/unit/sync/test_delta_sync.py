@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from linkproc_ray.client import LinkprocClient
 from tests.factories import link_created
 from tests.unit.sync.wire import open_socket, receive, rest_push
+
+from linkproc_ray.client import LinkprocClient
 
 
 async def push_links(server, org, first: int, count: int) -> None:

@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-
-from linkproc_ray.errors import StoreError
-from linkproc_ray.events import PullResult
-from linkproc_ray.gateway import LocalGateway
-from linkproc_ray.live import LiveHub, Subscription
-from linkproc_ray.sync_backend import SyncBackend
 from tests.factories import link_created
+
+from linkproc_ray.api.gateway import LocalGateway
+from linkproc_ray.core.events import PullResult
+from linkproc_ray.errors import StoreError
+from linkproc_ray.sync.backend import SyncBackend
+from linkproc_ray.sync.live import LiveHub, Subscription
 
 
 @pytest.fixture
@@ -50,11 +50,12 @@ async def test_a_subscriber_that_lags_past_its_queue_still_sees_every_event_once
     backend = await gateway.backend("acme")
     hub = LiveHub(gateway, wait=1.0, max_queued=4)
     async with hub.subscribe("acme", 0) as slow, hub.subscribe("acme", 0) as fast:
-        fast_reader = asyncio.create_task(read_until(fast, 40))
-        for _ in range(20):
+        fast_seqs: list[int] = []
+        for round_ in range(20):
             await append_links(backend, 2, batch=2)
-            await asyncio.sleep(0.01)  # let the follow loop hand each batch over
-        assert await fast_reader == list(range(1, 41))
+            # The fast reader takes each batch as the follow loop hands it over; the slow one reads nothing yet.
+            fast_seqs += await read_until(fast, 2 * (round_ + 1))
+        assert fast_seqs == list(range(1, 41))
         assert slow.overflows > 0
         assert await read_until(slow, 40) == list(range(1, 41))
 

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import jwt
+from tests.unit.sync.conftest import eventually
 from websockets.asyncio.server import ServerConnection, serve
 
 from linkproc_ray.client import Backoff, LinkprocClient
-from linkproc_ray.events import Event
-from tests.unit.sync.conftest import eventually
+from linkproc_ray.core.events import Event
 
 
 class ScriptedPeer:
@@ -36,19 +36,33 @@ class ScriptedPeer:
             self.pushes.append(push)
             ids = [e["id"] for e in push["events"]]
             if any(i in self._stored for i in ids):
-                await socket.send(json.dumps({
-                    "type": "push_rejected", "requestId": push["requestId"], "error": "invalid_request",
-                    "head": len(self._stored), "detail": "part of this batch is already stored under the same ids",
-                }))
+                await socket.send(
+                    json.dumps(
+                        {
+                            "type": "push_rejected",
+                            "requestId": push["requestId"],
+                            "error": "invalid_request",
+                            "head": len(self._stored),
+                            "detail": "part of this batch is already stored under the same ids",
+                        }
+                    )
+                )
                 continue
             parent = len(self._stored)
             self._stored += ids
             seqs = list(range(parent + 1, len(self._stored) + 1))
-            await socket.send(json.dumps({"type": "push_ok", "requestId": push["requestId"], "head": seqs[-1], "seqs": seqs}))
+            await socket.send(
+                json.dumps({"type": "push_ok", "requestId": push["requestId"], "head": seqs[-1], "seqs": seqs})
+            )
 
 
 def created(link: str) -> tuple[str, dict[str, Any]]:
-    return "v1.LinkCreated", {"id": link, "url": f"https://example.com/{link}", "domain": "example.com", "createdAt": "2026-01-01T00:00:00Z"}
+    return "v1.LinkCreated", {
+        "id": link,
+        "url": f"https://example.com/{link}",
+        "domain": "example.com",
+        "createdAt": "2026-01-01T00:00:00Z",
+    }
 
 
 async def test_a_commit_made_while_an_ack_is_applied_goes_out_alone() -> None:

@@ -6,9 +6,11 @@ import asyncio
 import json
 import sqlite3
 
-from linkproc_ray.events import MAX_PUSH_EVENTS
 from tests.factories import event, link_created
 from tests.unit.sync.wire import close_code, open_socket, push, receive, rest, rest_pull, rest_push
+
+from linkproc_ray.core import events as ev
+from linkproc_ray.core.limits import MAX_PUSH_EVENTS
 
 
 async def test_an_acknowledged_push_is_already_in_the_file_on_disk(sync_server, org):
@@ -76,7 +78,11 @@ async def test_a_batch_over_1000_events_is_refused_and_only_its_socket_hears_of_
         await receive(socket)
         await push(socket, 0, [link_created(f"l{i}") for i in range(MAX_PUSH_EVENTS + 1)])
         rejected = await receive(socket)
-        assert (rejected["type"], rejected["error"], rejected["field"]) == ("push_rejected", "invalid_request", "events")
+        assert (rejected["type"], rejected["error"], rejected["field"]) == (
+            "push_rejected",
+            "invalid_request",
+            "events",
+        )
         assert "1000" in rejected["detail"]
     await bystander.send(json.dumps({"type": "ping"}))
     assert await receive(bystander) == {"type": "pong", "head": 0}
@@ -90,7 +96,14 @@ async def test_a_batch_over_1000_events_is_413_over_rest(sync_server, org):
 
 def _summaries_over_one_megabyte() -> list:
     return [
-        event("v1.LinkSummarized", id=f"s{i}", linkId="a", summary="x" * 3000, model="m", summarizedAt="2026-01-01T00:00:00Z")
+        event(
+            "v1.LinkSummarized",
+            id=f"s{i}",
+            linkId="a",
+            summary="x" * 3000,
+            model="m",
+            summarizedAt="2026-01-01T00:00:00Z",
+        )
         for i in range(400)
     ]
 
@@ -121,7 +134,7 @@ async def test_concurrent_pushes_to_one_org_share_one_commit(sync_server, org):
 
     async def twenty_appends_at_once() -> tuple[int, int]:
         before = backend.commits
-        await asyncio.gather(*(backend.append([("v1.LinkRestored", {"id": f"l{i}"})]) for i in range(20)))
+        await asyncio.gather(*(backend.append([ev.LinkRestored(id=f"l{i}")]) for i in range(20)))
         return before, backend.commits
 
     before, after = await sync_server.call(twenty_appends_at_once())

@@ -168,6 +168,10 @@ async def test_an_event_with_an_unknown_name_is_rejected_naming_the_event_and_fi
         bad = {**event("v1.LinkRestored", id="x").to_json(), "name": "v1.LinkTeleported"}
         await push(socket, 0, [bad])
         rejected = await receive(socket)
-        assert (rejected["error"], rejected["event"], rejected["field"]) == ("invalid_request", "v1.LinkTeleported", "name")
+        assert (rejected["error"], rejected["event"], rejected["field"]) == (
+            "invalid_request",
+            "v1.LinkTeleported",
+            "name",
+        )
         await socket.send(json.dumps({"type": "ping"}))
         assert await receive(socket) == {"type": "pong", "head": 0}

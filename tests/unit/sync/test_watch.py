@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from linkproc_ray.client import Link, Processing, Summary, SyncState, SyncStatus
-from linkproc_ray.watch import render
+from linkproc_ray.cli.watch import render
+from linkproc_ray.client import Link, Processing, SyncState, SyncStatus
+from linkproc_ray.client import LinkSummary as Summary
 
 
 def as_text(renderable) -> str:
@@ -15,9 +16,16 @@ def as_text(renderable) -> str:
 
 
 LINK = Link(
-    id="abcdef123456", url="https://example.com/a", domain="example.com", status="unread", source=None,
-    created_at="2026-01-01T00:00:00Z", completed_at=None, deleted_at=None,
-    processing=Processing("completed", None, 1, "2026-01-01T00:00:04Z"), metadata=None,
+    id="abcdef123456",
+    url="https://example.com/a",
+    domain="example.com",
+    status="unread",
+    source=None,
+    created_at="2026-01-01T00:00:00Z",
+    completed_at=None,
+    deleted_at=None,
+    processing=Processing("completed", None, 1, "2026-01-01T00:00:04Z"),
+    metadata=None,
     summary=Summary("It says things.", "extractive", "2026-01-01T00:00:03Z"),
 )
 

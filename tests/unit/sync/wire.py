@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import websockets
+from tests.unit.sync.conftest import SyncServer
 from websockets.asyncio.client import ClientConnection
 
-from linkproc_ray.events import NewEvent
-from tests.unit.sync.conftest import SyncServer
+from linkproc_ray.core.events import NewEvent
 
 
 async def open_socket(
@@ -38,7 +38,9 @@ async def close_code(socket: ClientConnection) -> int | None:
         return socket.close_code
 
 
-async def push(socket: ClientConnection, parent: int, events: Sequence[NewEvent | dict[str, Any]], request_id: str = "r1") -> None:
+async def push(
+    socket: ClientConnection, parent: int, events: Sequence[NewEvent | dict[str, Any]], request_id: str = "r1"
+) -> None:
     wire = [e.to_json() if isinstance(e, NewEvent) else e for e in events]
     await socket.send(json.dumps({"type": "push", "requestId": request_id, "parent": parent, "events": wire}))
 
@@ -59,7 +61,9 @@ def rest(server: SyncServer, org: str) -> httpx.AsyncClient:
 
 async def rest_push(server: SyncServer, org: str, parent: int, events: Sequence[NewEvent]) -> httpx.Response:
     async with rest(server, org) as http:
-        return await http.post(f"/v1/orgs/{org}/events", json={"parent": parent, "events": [e.to_json() for e in events]})
+        return await http.post(
+            f"/v1/orgs/{org}/events", json={"parent": parent, "events": [e.to_json() for e in events]}
+        )
 
 
 async def rest_pull(server: SyncServer, org: str, after: int = 0, limit: int = 1000) -> dict[str, Any]:

@@ -1,0 +1,295 @@
+"""Ray adapters: the per-org named actors and the gateway the ingress uses.
+
+Each actor builds its core object (restoring from its SQLite file) and
+delegates; every Ray option lives in :func:`actor_options`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from linkproc_ray.adapters.metrics import org_metrics
+from linkproc_ray.config import NAMESPACE, Settings
+from linkproc_ray.core.backoff import Backoff
+from linkproc_ray.core.events import EventArgs, NewEvent, PullResult, PushResult
+from linkproc_ray.core.limits import DEFAULT_PULL_LIMIT
+from linkproc_ray.core.store import EventStore
+from linkproc_ray.core.types import JSON
+from linkproc_ray.errors import ActorEvicted, LinkprocError
+from linkproc_ray.sync.backend import SyncBackend
+
+log = logging.getLogger(__name__)
+
+
+def backend_name(org: str) -> str:
+    return f"sync-backend:{org}"
+
+
+def processor_name(org: str) -> str:
+    return f"link-processor:{org}"
+
+
+def actor_options(name: str, settings: Settings) -> dict[str, Any]:
+    """The one place that says how org actors live: named, detached, restarted forever."""
+    return {
+        "name": name,
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "get_if_exists": True,
+        "max_restarts": -1,
+        "num_cpus": settings.actor_num_cpus,
+        "max_concurrency": 1000,
+    }
+
+
+class _Hibernating:
+    """Idle eviction for an org actor: exit after ``idle_ttl`` and let the next call re-create it."""
+
+    def __init__(self, org: str, kind: str, idle_ttl: float) -> None:
+        self._org = org
+        self._kind = kind
+        self._idle_ttl = idle_ttl
+        self._closing = False
+        self._evictor: asyncio.Task[None] | None = None
+        org_metrics().record(org, "woke", {"actor": kind})
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise ActorEvicted("actor is hibernating")
+
+    def _start_evictor(self, idle_seconds: Callable[[], float], close: Callable[[], Awaitable[None]]) -> None:
+        if self._evictor is None:
+            self._evictor = asyncio.ensure_future(self._evict_when_idle(idle_seconds, close))
+
+    async def _evict_when_idle(self, idle_seconds: Callable[[], float], close: Callable[[], Awaitable[None]]) -> None:
+        interval = min(5.0, self._idle_ttl / 4)
+        while idle_seconds() < self._idle_ttl:
+            await asyncio.sleep(interval)
+        self._closing = True
+        log.info("idle for %.0f s: hibernating", self._idle_ttl)
+        org_metrics().record(self._org, "evicted", {"actor": self._kind})
+        await close()
+        # An intentional exit: Ray does not restart it, and the name is free
+        # for the next get_if_exists to create a fresh actor from the files.
+        ray.get_runtime_context().current_actor.__ray_terminate__.remote()
+
+
+class _SingleFlight:
+    """Runs an async start-up once per actor life, however many calls race to it."""
+
+    def __init__(self, start: Callable[[], Awaitable[None]]) -> None:
+        self._start = start
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> None:
+        if self._task is None or (self._task.done() and self._task.exception() is not None):
+            self._task = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._task)
+
+
+@ray.remote
+class SyncBackendActor(_Hibernating):
+    """``sync-backend:<org>``: the org's log, restored from ``backend.sqlite``."""
+
+    def __init__(self, org: str, settings: dict[str, Any]) -> None:
+        self.org = org
+        self.settings = Settings(**settings)
+        super().__init__(org, "sync-backend", self.settings.idle_ttl)
+        store = EventStore(self.settings.org_dir(org) / "backend.sqlite")
+        self.core = SyncBackend(store, poke=self._poke, session_id=f"{org}:{int(time.time())}")
+        self._ready = _SingleFlight(self._start)
+        self._processor = NamedActor(lambda: processor_handle(org, self.settings))
+
+    async def _start(self) -> None:
+        await self.core.start(watchdog_interval=self.settings.sweep_interval)
+        self._start_evictor(self.core.idle_seconds, self.core.close)
+
+    async def _poke(self) -> None:
+        await self._processor.call("poke")
+
+    async def push(self, parent: int, events: list[NewEvent]) -> PushResult:
+        self._check_open()
+        await self._ready()
+        return await self.core.push(parent, events)
+
+    async def pull(self, after: int = 0, limit: int = DEFAULT_PULL_LIMIT, wait: float = 0.0) -> PullResult:
+        self._check_open()
+        await self._ready()
+        return await self.core.pull(after, limit, wait)
+
+    async def append(self, events: list[EventArgs]) -> PushResult:
+        self._check_open()
+        await self._ready()
+        return await self.core.append(events)
+
+    async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]:
+        self._check_open()
+        await self._ready()
+        return await self.core.create_link(url, domain, source, link_id)
+
+    async def get_link(self, link_id: str) -> JSON | None:
+        self._check_open()
+        await self._ready()
+        return await self.core.get_link(link_id)
+
+    async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
+        self._check_open()
+        await self._ready()
+        return await self.core.list_links(**kwargs)
+
+    async def stats(self) -> JSON:
+        self._check_open()
+        await self._ready()
+        return {
+            "head": self.core.head,
+            "followers": self.core.followers,
+            "commits": self.core.commits,
+            "pid": os.getpid(),
+        }
+
+
+@ray.remote
+class LinkProcessorActor(_Hibernating):
+    """``link-processor:<org>``: the org's processor, restored from ``processor.sqlite``."""
+
+    def __init__(self, org: str, settings: dict[str, Any]) -> None:
+        self.org = org
+        self.settings = Settings(**settings)
+        super().__init__(org, "link-processor", self.settings.idle_ttl)
+        # Imported here, not at the top: the pipeline (lxml, trafilatura, the
+        # Serve client) costs about 60 MB, and backend actors never need it.
+        from linkproc_ray.adapters.processor import build_processor
+
+        self.core = build_processor(org, self.settings, ActorBackend(org, self.settings))
+
+    async def _booted(self) -> None:
+        self._check_open()
+        await self.core.ensure_booted()
+        self._start_evictor(self.core.idle_seconds, self.core.stop)
+
+    async def poke(self) -> None:
+        await self._booted()
+        await self.core.poke()
+
+    async def catch_up(self) -> int:
+        await self._booted()
+        return await self.core.catch_up()
+
+    async def stats(self) -> JSON:
+        await self._booted()
+        return {
+            "head": self.core.head,
+            "in_flight": self.core.in_flight,
+            "session_id": self.core.session_id,
+            "session_restarts": self.core.session_restarts,
+            "store_opens": EventStore.opened,
+            "pulled_events": self.core.pulled_events,
+            "pid": os.getpid(),
+        }
+
+
+def backend_handle(org: str, settings: Settings) -> Any:
+    """The org's backend actor, created from its files if it is not running."""
+    return SyncBackendActor.options(**actor_options(backend_name(org), settings)).remote(  # type: ignore[attr-defined]
+        org, settings.to_actor_args()
+    )
+
+
+def processor_handle(org: str, settings: Settings) -> Any:
+    """The org's processor actor, created from its files if it is not running."""
+    return LinkProcessorActor.options(**actor_options(processor_name(org), settings)).remote(  # type: ignore[attr-defined]
+        org, settings.to_actor_args()
+    )
+
+
+class NamedActor:
+    """A cached handle to a named org actor, re-fetched (and so re-created) when it died.
+
+    Callers retry on a handle to an actor that just exited (idle eviction) or
+    is restarting; the handle is looked up again, which creates the actor
+    from its files if it is gone.
+    """
+
+    def __init__(self, lookup: Callable[[], Any], *, attempts: int = 5, backoff: Backoff = Backoff(0.3, 3.0)) -> None:
+        self._lookup = lookup
+        self._handle: Any = None
+        self._attempts = attempts
+        self._backoff = backoff
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(self._attempts):
+            if self._handle is None:
+                self._handle = self._lookup()
+            ref = getattr(self._handle, method).remote(*args, **kwargs)
+            try:
+                return await ref
+            except asyncio.CancelledError:
+                # Cancel the remote call too: a long poll left running would
+                # keep its backend "followed" (and awake) for up to its wait.
+                ray.cancel(ref)
+                raise
+            except (RayActorError, ActorEvicted):
+                self._handle = None
+                if attempt == self._attempts - 1:
+                    raise
+                log.info("actor unavailable for %s; retrying (%d)", method, attempt + 1)
+                await asyncio.sleep(self._backoff.delay(attempt))
+            except RayTaskError as exc:
+                # Our own errors travel as themselves: their message, not the
+                # remote traceback Ray wraps them in, reaches HTTP clients.
+                if isinstance(exc.cause, LinkprocError):
+                    raise exc.cause from None
+                raise
+        raise AssertionError("unreachable")
+
+
+class ActorBackend:
+    """An org's backend actor behind the core's :class:`OrgBackend` protocol."""
+
+    def __init__(self, org: str, settings: Settings) -> None:
+        self._actor = NamedActor(lambda: backend_handle(org, settings))
+
+    async def push(self, parent: int, events: list[NewEvent]) -> PushResult:
+        result: PushResult = await self._actor.call("push", parent, events)
+        return result
+
+    async def pull(self, after: int = 0, limit: int = DEFAULT_PULL_LIMIT, wait: float = 0.0) -> PullResult:
+        result: PullResult = await self._actor.call("pull", after, limit, wait)
+        return result
+
+    async def append(self, events: list[EventArgs]) -> PushResult:
+        result: PushResult = await self._actor.call("append", events)
+        return result
+
+    async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]:
+        result: tuple[JSON, bool] = await self._actor.call("create_link", url, domain, source, link_id)
+        return result
+
+    async def get_link(self, link_id: str) -> JSON | None:
+        result: JSON | None = await self._actor.call("get_link", link_id)
+        return result
+
+    async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
+        result: tuple[list[JSON], int | None] = await self._actor.call("list_links", **kwargs)
+        return result
+
+
+class RayGateway:
+    """The ingress's view of the cluster: one :class:`ActorBackend` per org."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._backends: dict[str, ActorBackend] = {}
+
+    async def backend(self, org: str) -> ActorBackend:
+        if org not in self._backends:
+            self._backends[org] = ActorBackend(org, self.settings)
+        return self._backends[org]

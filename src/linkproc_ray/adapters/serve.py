@@ -1,0 +1,87 @@
+"""Ray Serve adapter: the authenticated ingress and the summarizer deployment.
+
+``serve deploy serve_config.yaml`` imports :func:`build_app`; ``linkproc up``
+calls it through :mod:`linkproc_ray.adapters.local`. The FastAPI routes live in :mod:`linkproc_ray.api.http`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+
+from linkproc_ray.adapters.actors import RayGateway
+from linkproc_ray.api.auth import TokenVerifier
+from linkproc_ray.api.http import create_api
+from linkproc_ray.config import Settings, load_settings
+from linkproc_ray.summarize.factory import make_summarizer
+from linkproc_ray.summarize.protocol import Summary, SummaryRequest
+from linkproc_ray.summarize.vllm import VLLMSummarizer
+
+log = logging.getLogger(__name__)
+
+
+@serve.deployment(name="Ingress", max_ongoing_requests=100, ray_actor_options={"num_cpus": 0.1})
+@serve.ingress()
+class Ingress:
+    """HTTP and WebSocket front door; every route checks the JWT and the org."""
+
+    def __init__(self, summarizer: DeploymentHandle[Any], settings: dict[str, Any]) -> None:
+        # The summarizer handle is bound only so that one application deploys both.
+        del summarizer
+        self.settings = Settings(**settings)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        # Built in the replica (not pickled from the driver), so its state
+        # holds this replica's gateway and verifier.
+        api = create_api()
+        api.state.gateway = RayGateway(self.settings)
+        api.state.verifier = TokenVerifier(self.settings)
+        return api
+
+
+@serve.deployment(name="Summarizer", max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.1})
+class SummarizerDeployment:
+    """One summarizer for every org: requests from all processors share it.
+
+    With ``vllm`` each replica runs one engine that batches all the requests
+    it holds (``max_ongoing_requests`` bounds that batch); a replica is ready
+    only once its model has loaded, and unhealthy once its engine died, so
+    Serve replaces it.
+    """
+
+    async def __init__(self, settings: dict[str, Any]) -> None:  # type: ignore[misc]
+        self.summarizer = make_summarizer(Settings(**settings))
+        self._engine = self.summarizer if isinstance(self.summarizer, VLLMSummarizer) else None
+        if self._engine is not None:
+            # In the replica's own event loop: the engine's output task lives there.
+            await self._engine.start()
+
+    async def summarize(self, request: SummaryRequest) -> Summary:
+        return await self.summarizer.summarize(request)
+
+    async def check_health(self) -> None:
+        """Serve's periodic probe; raising marks the replica unhealthy."""
+        if self._engine is not None:
+            await self._engine.check_health()
+
+    def __del__(self) -> None:
+        # Serve calls this on graceful shutdown: the engine's worker
+        # processes must not outlive the replica.
+        if self._engine is not None:
+            self._engine.shutdown()
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """The Serve application; ``args`` override ``LINKPROC_*`` settings (e.g. from serve_config.yaml)."""
+    settings = load_settings(**(args or {}))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    TokenVerifier(settings)  # a bad key or secret fails here, at deploy time, naming the setting
+    plain = settings.to_actor_args()
+    # serve.deployment turns each class into a Deployment; mypy only sees the class.
+    app: Application = Ingress.bind(SummarizerDeployment.bind(plain), plain)  # type: ignore[attr-defined]
+    return app

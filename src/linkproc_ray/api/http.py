@@ -1,0 +1,206 @@
+"""The public HTTP contract (docs/API.md) as a FastAPI app over a :class:`Gateway`.
+
+No Ray here: the Serve adapter supplies a gateway of named actors, tests a
+:class:`~linkproc_ray.api.gateway.LocalGateway`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from linkproc_ray.api.auth import Principal, TokenVerifier, require_org_id
+from linkproc_ray.api.metrics import METRICS
+from linkproc_ray.api.ws import add_sync_socket
+from linkproc_ray.core import events as ev
+from linkproc_ray.core.events import new_id, parse_push, utc_now
+from linkproc_ray.core.limits import (
+    DEFAULT_PULL_LIMIT,
+    MAX_BODY_BYTES,
+    MAX_LINK_BODY_BYTES,
+    MAX_PULL_LIMIT,
+    MAX_PULL_WAIT,
+    MAX_URL_LENGTH,
+)
+from linkproc_ray.core.types import JSON
+from linkproc_ray.core.urls import canonicalize_url, domain_of
+from linkproc_ray.errors import BatchTooLarge, InvalidURL, LinkprocError, MalformedBody, NotFound
+from linkproc_ray.sync.ports import Gateway, OrgBackend
+
+_STATUS_CODES: Final = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large"}
+"""Codes for the statuses Starlette answers by itself (unknown route, wrong method)."""
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """Every error body: ``{"error": code, "detail": text}`` plus optional fields (and headers, e.g. ``Allow``)."""
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status, headers=all_headers)
+
+
+def linkproc_error_response(exc: LinkprocError) -> JSONResponse:
+    """An error of the tree as its body and status: read from the error itself (see :mod:`linkproc_ray.errors`)."""
+    detail = str(exc) if exc.code == exc.http_error else f"{exc.code}: {exc}"
+    return error_response(exc.http_status, exc.http_error, detail, **exc.details())
+
+
+class NewLink(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
+    source: str | None = Field(default=None, max_length=100)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def principal_for(request: Request, org: str) -> Principal:
+    """Authenticate the request and authorise it for ``org`` (401, 400, 403 in that order)."""
+    verifier: TokenVerifier = request.app.state.verifier
+    principal = verifier.verify(_bearer(request))
+    require_org_id(org)
+    principal.require_org(org)
+    return principal
+
+
+async def org_backend(request: Request, org: str) -> OrgBackend:
+    principal_for(request, org)
+    gateway: Gateway = request.app.state.gateway
+    return await gateway.backend(org)
+
+
+Backend = Annotated[OrgBackend, Depends(org_backend)]
+
+
+async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
+    """The body as JSON, refusing more than ``limit`` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BatchTooLarge(f"request body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BatchTooLarge(f"request body over {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+
+
+def create_api() -> FastAPI:
+    """The ingress app; set ``app.state.gateway`` and ``app.state.verifier`` before serving."""
+    api = FastAPI(title="linkproc-ray", version="1", summary="Event-sourced link enrichment")
+
+    @api.exception_handler(LinkprocError)
+    async def _linkproc_error(request: Request, exc: LinkprocError) -> JSONResponse:
+        return linkproc_error_response(exc)
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return error_response(422, "invalid_request", f"{where}: {first['msg']}", field=where)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "invalid_request")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @api.get("/healthz")
+    async def healthz() -> JSON:
+        return {"status": "ok"}
+
+    @api.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        body, content_type = METRICS.render()
+        return Response(body, media_type=content_type)
+
+    @api.get("/v1/orgs/{org}/events")
+    async def pull_events(
+        backend: Backend,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PULL_LIMIT)] = DEFAULT_PULL_LIMIT,
+        wait: Annotated[float, Query(ge=0, le=MAX_PULL_WAIT)] = 0,
+    ) -> JSON:
+        result = await backend.pull(after, limit, wait)
+        METRICS.events_pulled.inc(len(result.events))
+        return {"events": [e.to_json() for e in result.events], "head": result.head}
+
+    @api.post("/v1/orgs/{org}/events")
+    async def push_events(request: Request, backend: Backend) -> JSON:
+        parent, events = parse_push(await read_json_body(request))
+        result = await backend.push(parent, events)
+        METRICS.events_pushed.inc(len(events))
+        return {"head": result.head, "seqs": result.seqs}
+
+    @api.post("/v1/orgs/{org}/links", status_code=201)
+    async def create_link(request: Request, backend: Backend) -> JSONResponse:
+        body = await read_json_body(request, limit=MAX_LINK_BODY_BYTES)
+        try:
+            new = NewLink.model_validate(body)
+        except ValueError as exc:
+            raise InvalidURL(f"body must be {{'url': 'https://…', 'source'?: str}}: {exc}") from None
+        url = canonicalize_url(new.url)
+        link, created = await backend.create_link(url, domain_of(url), new.source, new_id())
+        return JSONResponse(link, status_code=201 if created else 200)
+
+    @api.get("/v1/orgs/{org}/links")
+    async def list_links(
+        backend: Backend,
+        status: Literal["unread", "completed"] | None = None,
+        include_deleted: bool = False,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[int | None, Query(ge=0)] = None,
+    ) -> JSON:
+        links, next_cursor = await backend.list_links(
+            status=status, include_deleted=include_deleted, limit=limit, cursor=cursor
+        )
+        return {"links": links, "next_cursor": None if next_cursor is None else str(next_cursor)}
+
+    async def live_link(backend: OrgBackend, link_id: str) -> JSON:
+        link = await backend.get_link(link_id)
+        if link is None or link["deletedAt"] is not None:
+            raise NotFound(f"no link {link_id!r}")
+        return link
+
+    @api.get("/v1/orgs/{org}/links/{link_id}")
+    async def get_link(backend: Backend, link_id: str) -> JSON:
+        link = await backend.get_link(link_id)
+        if link is None:
+            raise NotFound(f"no link {link_id!r}")
+        return link
+
+    @api.post("/v1/orgs/{org}/links/{link_id}/reprocess", status_code=202)
+    async def reprocess_link(backend: Backend, link_id: str) -> JSON:
+        await live_link(backend, link_id)
+        await backend.append([ev.LinkReprocessRequested(linkId=link_id, requestedAt=utc_now())])
+        return await live_link(backend, link_id)
+
+    @api.delete("/v1/orgs/{org}/links/{link_id}")
+    async def delete_link(backend: Backend, link_id: str) -> JSON:
+        await live_link(backend, link_id)
+        await backend.append([ev.LinkDeleted(id=link_id, deletedAt=utc_now())])
+        link = await backend.get_link(link_id)
+        assert link is not None
+        return link
+
+    add_sync_socket(api)
+    return api

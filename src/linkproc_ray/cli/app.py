@@ -1,0 +1,149 @@
+"""The ``linkproc`` command: run the system locally, mint dev tokens, save and list links."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Annotated, Any
+
+import httpx
+import jwt
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from linkproc_ray.api.auth import issue_token, require_org_id
+from linkproc_ray.config import load_settings
+from linkproc_ray.errors import ConfigError, InvalidOrgId
+
+app = typer.Typer(help="linkproc-ray: event-sourced link enrichment on Ray.", no_args_is_help=True)
+console = Console()
+
+ServerURL = Annotated[str, typer.Option("--server", envvar="LINKPROC_URL", help="Base URL of the ingress.")]
+Token = Annotated[
+    str, typer.Option("--token", envvar="LINKPROC_TOKEN", help="A JWT for the org (see `linkproc token`).")
+]
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Interface the HTTP ingress binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the HTTP ingress.")] = 8000,
+    org: Annotated[str, typer.Option(help="Org of the printed dev token.")] = "acme",
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs for the local Ray cluster (default: all).")] = None,
+    metrics_port: Annotated[int, typer.Option(help="Port of Ray's Prometheus metrics (processors, backends).")] = 8080,
+) -> None:
+    """Start a local Ray cluster and the Serve app in the foreground; Ctrl-C stops everything.
+
+    Example: LINKPROC_FETCH_ALLOW_HOSTS=127.0.0.1 linkproc up --port 8000
+    """
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    from linkproc_ray.adapters.local import start_local, stop_local
+
+    started = time.monotonic()
+    with console.status("starting Ray and Serve…"):
+        start_local(settings, host=host, port=port, num_cpus=num_cpus, metrics_port=metrics_port)
+    console.print(f"[green]linkproc-ray is up[/] at http://{host}:{port} in {time.monotonic() - started:.1f} s")
+    console.print(f"data dir: {settings.data_dir}")
+    console.print(
+        f"metrics: http://{host}:{port}/metrics (ingress), http://127.0.0.1:{metrics_port}/metrics (Ray: orgs)"
+    )
+    console.print(f"dev token for org {org!r} (1 h):")
+    print(issue_token(settings, org, ttl=3600), flush=True)
+    console.print("Ctrl-C stops it.")
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    with console.status("shutting down…"):
+        stop_local()
+    console.print("stopped.")
+
+
+@app.command()
+def token(
+    org: Annotated[str, typer.Option(help="Organization id (the token's orgId).")],
+    sub: Annotated[str, typer.Option(help="User id (the token's sub).")] = "dev",
+    ttl: Annotated[int, typer.Option(help="Seconds until the token expires.")] = 3600,
+) -> None:
+    """Print a token signed with the configured secret.
+
+    Example: export LINKPROC_TOKEN=$(linkproc token --org acme)
+    """
+    try:
+        require_org_id(org)
+    except InvalidOrgId as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(issue_token(load_settings(), org, sub=sub, ttl=ttl))
+
+
+def _org_of(token_value: str) -> str:
+    # The server verifies the token; here we only need to know which org it names.
+    claims: dict[str, Any] = jwt.decode(token_value, options={"verify_signature": False})
+    return str(claims["orgId"])
+
+
+def _request(method: str, url: str, token_value: str, **kwargs: Any) -> Any:
+    response = httpx.request(method, url, headers={"Authorization": f"Bearer {token_value}"}, timeout=30, **kwargs)
+    if response.status_code >= 400:
+        body = response.json()
+        raise typer.Exit(code=_fail(f"{response.status_code} {body.get('error')}: {body.get('detail')}"))
+    return response.json()
+
+
+def _fail(message: str) -> int:
+    console.print(f"[red]{message}[/]")
+    return 1
+
+
+@app.command()
+def add(url: str, server: ServerURL = "http://127.0.0.1:8000", token_value: Token = "") -> None:
+    """Save a link for the token's org.
+
+    Example: linkproc add https://example.com/article
+    """
+    org = _org_of(token_value)
+    link = _request("POST", f"{server}/v1/orgs/{org}/links", token_value, json={"url": url})
+    typer.echo(f"{link['id']}  {link['url']}")
+
+
+@app.command("ls")
+def list_links(
+    server: ServerURL = "http://127.0.0.1:8000",
+    token_value: Token = "",
+    limit: Annotated[int, typer.Option(help="How many links, newest first.")] = 50,
+) -> None:
+    """List the org's links with their processing status and title.
+
+    Example: linkproc ls --limit 20
+    """
+    org = _org_of(token_value)
+    body = _request("GET", f"{server}/v1/orgs/{org}/links", token_value, params={"limit": limit})
+    table = Table("id", "status", "processing", "title", "url")
+    for link in body["links"]:
+        processing = link["processing"]["status"] or "queued"
+        if link["processing"]["error"]:
+            processing += f" ({link['processing']['error']})"
+        title = (link["metadata"] or {}).get("title") or ""
+        table.add_row(link["id"][:8], link["status"], processing, title[:60], link["url"][:60])
+    console.print(table)
+
+
+@app.command("watch")
+def watch_links(server: ServerURL = "http://127.0.0.1:8000", token_value: Token = "") -> None:
+    """Show the org's links changing live until Ctrl-C.
+
+    Example: linkproc watch
+    """
+    from linkproc_ray.cli.watch import watch
+
+    watch(server, token_value)
+
+
+def main() -> None:
+    app()

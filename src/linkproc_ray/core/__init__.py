@@ -1,0 +1,1 @@
+"""The event-sourced core: events, materializers, the SQLite store and read queries. No Ray, no HTTP."""

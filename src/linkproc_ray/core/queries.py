@@ -1,0 +1,171 @@
+"""Read-model queries shared by every replica: links as the API shows them, and pending work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from linkproc_ray.core.store import EventStore
+from linkproc_ray.core.types import JSON
+
+_LINK_SELECT: Final = """
+SELECT l.rowid AS row, l.id, l.url, l.domain, l.status, l.source, l.created_at, l.completed_at,
+       l.deleted_at, p.status AS p_status, p.error AS p_error, p.attempts AS p_attempts,
+       p.updated_at AS p_updated_at,
+       s.title, s.description, s.image, s.favicon, s.site_name, s.canonical_url, s.fetched_at,
+       m.summary, m.model, m.summarized_at
+FROM links AS l
+LEFT JOIN link_processing_status AS p ON p.link_id = l.id
+LEFT JOIN link_snapshots AS s ON s.rowid =
+    (SELECT MAX(rowid) FROM link_snapshots WHERE link_id = l.id)
+LEFT JOIN link_summaries AS m ON m.rowid =
+    (SELECT MAX(rowid) FROM link_summaries WHERE link_id = l.id)
+"""
+
+PENDING_STATUSES: Final = ("pending", "reprocess_requested")
+
+
+def link_json(row: JSON) -> JSON:
+    """One row of :data:`_LINK_SELECT` as the API's ``Link`` object."""
+    metadata: JSON | None = None
+    if row["fetched_at"] is not None:
+        metadata = {
+            "title": row["title"],
+            "description": row["description"],
+            "image": row["image"],
+            "favicon": row["favicon"],
+            "siteName": row["site_name"],
+            "canonicalUrl": row["canonical_url"],
+            "fetchedAt": row["fetched_at"],
+        }
+    summary: JSON | None = None
+    if row["summary"] is not None:
+        summary = {"text": row["summary"], "model": row["model"], "summarizedAt": row["summarized_at"]}
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "domain": row["domain"],
+        "status": row["status"],
+        "source": row["source"],
+        "createdAt": row["created_at"],
+        "completedAt": row["completed_at"],
+        "deletedAt": row["deleted_at"],
+        "processing": {
+            "status": row["p_status"],
+            "error": row["p_error"],
+            "attempts": row["p_attempts"] or 0,
+            "updatedAt": row["p_updated_at"],
+        },
+        "metadata": metadata,
+        "summary": summary,
+    }
+
+
+async def get_link(store: EventStore, link_id: str) -> JSON | None:
+    rows = await store.fetchall(_LINK_SELECT + " WHERE l.id = ?", (link_id,))
+    return link_json(rows[0]) if rows else None
+
+
+async def find_live_link_by_url(store: EventStore, url: str, *, in_transaction: bool = False) -> JSON | None:
+    rows = await store.fetchall(
+        _LINK_SELECT + " WHERE l.url = ? AND l.deleted_at IS NULL", (url,), in_transaction=in_transaction
+    )
+    return link_json(rows[0]) if rows else None
+
+
+async def list_links(
+    store: EventStore,
+    *,
+    status: str | None = None,
+    include_deleted: bool = False,
+    limit: int = 50,
+    cursor: int | None = None,
+) -> tuple[list[JSON], int | None]:
+    """Links newest first; ``cursor`` is the row after which the next page starts."""
+    where: list[str] = []
+    params: list[Any] = []
+    if not include_deleted:
+        where.append("l.deleted_at IS NULL")
+    if status is not None:
+        where.append("l.status = ?")
+        params.append(status)
+    if cursor is not None:
+        where.append("l.rowid < ?")
+        params.append(cursor)
+    sql = _LINK_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY l.rowid DESC LIMIT ?"
+    params.append(limit + 1)
+    rows = await store.fetchall(sql, params)
+    next_cursor = rows[limit - 1]["row"] if len(rows) > limit else None
+    return [link_json(row) for row in rows[:limit]], next_cursor
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """A link that needs the processor: its status decides Started vs Resumed."""
+
+    link_id: str
+    url: str
+    status: str | None
+    attempts: int
+
+
+async def pending_links(store: EventStore) -> list[WorkItem]:
+    """Live links whose processing status is absent, ``pending`` or ``reprocess_requested``."""
+    rows = await store.fetchall(
+        "SELECT l.id, l.url, p.status, COALESCE(p.attempts, 0) AS attempts FROM links AS l "
+        "LEFT JOIN link_processing_status AS p ON p.link_id = l.id "
+        "WHERE l.deleted_at IS NULL AND (p.status IS NULL OR p.status IN (?, ?)) ORDER BY l.rowid",
+        PENDING_STATUSES,
+    )
+    return [WorkItem(r["id"], r["url"], r["status"], r["attempts"]) for r in rows]
+
+
+async def deleted_while_pending(store: EventStore) -> list[str]:
+    """Deleted links still marked ``pending``: their request must end with Cancelled."""
+    rows = await store.fetchall(
+        "SELECT l.id FROM links AS l JOIN link_processing_status AS p ON p.link_id = l.id "
+        "WHERE l.deleted_at IS NOT NULL AND p.status = 'pending' ORDER BY l.rowid"
+    )
+    return [r["id"] for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """What a processing decision depends on."""
+
+    deleted: bool
+    status: str | None
+    attempts: int
+
+
+async def link_state(store: EventStore, link_id: str) -> LinkState | None:
+    """The link's deletion and processing status, or ``None`` if the link does not exist."""
+    rows = await store.fetchall(
+        "SELECT l.deleted_at, p.status, COALESCE(p.attempts, 0) AS attempts FROM links AS l "
+        "LEFT JOIN link_processing_status AS p ON p.link_id = l.id WHERE l.id = ?",
+        (link_id,),
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    return LinkState(deleted=row["deleted_at"] is not None, status=row["status"], attempts=row["attempts"])
+
+
+async def tag_names(store: EventStore, link_id: str | None = None) -> list[str]:
+    """Live tag names of the org, or of one link."""
+    if link_id is None:
+        rows = await store.fetchall("SELECT name FROM tags WHERE deleted_at IS NULL ORDER BY rowid")
+    else:
+        rows = await store.fetchall(
+            "SELECT t.name FROM link_tags AS lt JOIN tags AS t ON t.id = lt.tag_id "
+            "WHERE lt.link_id = ? AND t.deleted_at IS NULL ORDER BY t.rowid",
+            (link_id,),
+        )
+    return [r["name"] for r in rows]
+
+
+async def tag_ids(store: EventStore) -> dict[str, str]:
+    """Live tags of the org by name: suggestions reuse an existing tag's id."""
+    rows = await store.fetchall("SELECT id, name FROM tags WHERE deleted_at IS NULL ORDER BY rowid")
+    return {row["name"]: row["id"] for row in rows}

@@ -1,0 +1,1 @@
+"""Summarizers behind one protocol, and the rules every summary obeys. No Ray."""

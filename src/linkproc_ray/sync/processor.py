@@ -1,0 +1,420 @@
+"""The link processor: a replica of one org's log that finds its work in state.
+
+"I wake up when poked, but I don't trust the poker. I look at the world
+(state) and decide what to do." A poke carries no data; after every applied
+batch, every poke and every sweep the processor recomputes the pending links
+from its own tables, and the backend's parent check makes each decision safe
+against anything that happened meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from linkproc_ray.core import events as ev
+from linkproc_ray.core import queries
+from linkproc_ray.core.backoff import Backoff
+from linkproc_ray.core.events import Event, EventArgs, NewEvent, new_id, utc_now
+from linkproc_ray.core.store import EventStore
+from linkproc_ray.core.types import JSON
+from linkproc_ray.errors import LinkprocError, ServerAhead, StaleDecision
+from linkproc_ray.pipeline.enricher import Enricher
+from linkproc_ray.summarize.protocol import SummaryRequest
+from linkproc_ray.sync.ports import BackendPort
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal"
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """The state a decision was made in; it is re-checked before every push attempt."""
+
+    deleted: bool = False
+    statuses: frozenset[str | None] = frozenset({"pending", "reprocess_requested"})
+    attempts: int | None = None
+
+    def holds(self, state: queries.LinkState | None) -> bool:
+        if state is None:
+            return False
+        return (
+            state.deleted == self.deleted
+            and state.status in self.statuses
+            and (self.attempts is None or state.attempts == self.attempts)
+        )
+
+
+RUNNING = Expect()
+"""A run in progress: the link is live and its request not yet ended (a reprocess request may wait)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    """Tunables of one processor."""
+
+    max_attempts: int = 3
+    pull_wait: float = 20.0
+    pull_page: int = 1000
+    sweep_interval: float = 30.0
+    retry_backoff: float = 0.5
+    max_push_failures: int = 5
+    """Failed pushes in a row (not ``server_ahead``) before the session restarts."""
+
+    @property
+    def pull_backoff(self) -> Backoff:
+        return Backoff(initial=self.retry_backoff, maximum=30.0)
+
+    @property
+    def push_backoff(self) -> Backoff:
+        return Backoff(initial=self.retry_backoff, maximum=10.0)
+
+
+class LinkProcessor:
+    """Follows the org's log, processes each pending link once, and pushes the outcome.
+
+    :param store: the processor's own replica (``processor.sqlite``), no log kept.
+    :param backend: the org's sync backend.
+    :param enricher: the fetch / parse / summarize steps with their lanes.
+    :param client_id: written into every event the processor makes.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        backend: BackendPort,
+        enricher: Enricher,
+        *,
+        client_id: str,
+        settings: ProcessorSettings = ProcessorSettings(),
+        on_event: Callable[[str, JSON], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.enricher = enricher
+        self.client_id = client_id
+        self.settings = settings
+        self.session_id = ""
+        self._on_event = on_event or (lambda kind, data: None)
+        self._boot: asyncio.Task[None] | None = None
+        self._session: asyncio.Task[None] | None = None
+        self._apply_lock = asyncio.Lock()
+        self._commit_lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._session_failure: asyncio.Future[None] | None = None
+        self._has_pending = False
+        self.session_restarts = 0
+        self.pulled_events = 0
+        self.last_activity = time.monotonic()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def ensure_booted(self) -> None:
+        """Open the store and start the live session, once per life (single-flight)."""
+        if self._boot is None or (self._boot.done() and self._boot.exception() is not None):
+            self._boot = asyncio.create_task(self._do_boot())
+        await asyncio.shield(self._boot)
+
+    async def _do_boot(self) -> None:
+        await self.store.open()
+        session = await self.store.get_meta("session_id")
+        if session is None:
+            session = new_id()
+            await self.store.set_meta("session_id", session)
+        self.session_id = session
+        self._session = asyncio.create_task(self._supervise(), name="processor-session")
+
+    async def poke(self) -> None:
+        """Wake up and look at the world; the poke itself says nothing."""
+        await self.ensure_booted()
+        self.last_activity = time.monotonic()
+        self._dirty.set()
+
+    async def stop(self) -> None:
+        """Cancel the session and every link in flight; their status stays pending."""
+        if self._session is not None:
+            self._session.cancel()
+            await asyncio.gather(self._session, return_exceptions=True)
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.store.close()
+
+    @property
+    def head(self) -> int:
+        """The processor's cursor: the last seq applied to its replica."""
+        return self.store.head
+
+    @property
+    def in_flight(self) -> list[str]:
+        return sorted(self._in_flight)
+
+    def idle_seconds(self) -> float:
+        """How long nothing was in flight, pending, applied or poked (0 while there is work)."""
+        if self._in_flight or self._has_pending:
+            return 0.0
+        return time.monotonic() - self.last_activity
+
+    async def _supervise(self) -> None:
+        # A session is the live pull plus the reconciler; if either dies, both
+        # restart together, loudly, so the processor never runs half-alive.
+        while True:
+            self._session_failure = asyncio.get_running_loop().create_future()
+            follow = asyncio.create_task(self._follow(), name="processor-follow")
+            reconcile = asyncio.create_task(self._reconcile_loop(), name="processor-reconcile")
+            sweep = asyncio.create_task(self._sweep_loop(), name="processor-sweep")
+            failure = asyncio.ensure_future(self._session_failure)
+            session: list[asyncio.Future[None]] = [follow, reconcile, sweep, failure]
+            try:
+                done, _ = await asyncio.wait(session, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    task.result()
+            except asyncio.CancelledError:
+                for task in session:
+                    task.cancel()
+                await asyncio.gather(*session, return_exceptions=True)
+                raise
+            except Exception:
+                self.session_restarts += 1
+                log.exception("processor session failed; restarting it (restart %d)", self.session_restarts)
+                self._on_event("session_restart", {"restarts": self.session_restarts})
+                for task in session:
+                    task.cancel()
+                await asyncio.gather(*session, return_exceptions=True)
+                # Links in flight belong to the failed session: stop them; their
+                # persisted status (pending) makes the next session resume them.
+                in_flight = list(self._in_flight.values())
+                for task in in_flight:
+                    task.cancel()
+                await asyncio.gather(*in_flight, return_exceptions=True)
+                await asyncio.sleep(self.settings.retry_backoff)
+
+    # -- following the log --------------------------------------------------
+
+    async def _follow(self) -> None:
+        failures = 0
+        while True:
+            try:
+                result = await self.backend.pull(self.head, self.settings.pull_page, self.settings.pull_wait)
+            except (ConnectionError, OSError, LinkprocError, TimeoutError) as exc:
+                failures += 1
+                delay = self.settings.pull_backoff.delay(failures)
+                log.warning("pull failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if result.events:
+                await self._apply(result.events)
+
+    async def _apply(self, events: list[Event]) -> None:
+        """Apply confirmed events in order (skipping ones already applied), then re-decide."""
+        async with self._apply_lock:
+            fresh = [e for e in events if e.seq > self.head]
+            if not fresh:
+                return
+            async with self.store.transaction() as db:
+                await self.store.apply(db, fresh)
+            self.pulled_events += len(fresh)
+            self.last_activity = time.monotonic()
+            self._on_event("pulled", {"count": len(fresh)})
+        deleted = {ev.LinkDeleted.of(e).id for e in fresh if e.name == ev.LinkDeleted.NAME}
+        for link_id in deleted & self._in_flight.keys():
+            self._in_flight[link_id].cancel()
+        self._dirty.set()
+
+    async def catch_up(self) -> int:
+        """Pull every missing event now, in pages; returns how many were applied."""
+        applied = 0
+        while True:
+            result = await self.backend.pull(self.head, self.settings.pull_page, 0)
+            before = self.head
+            if result.events:
+                await self._apply(result.events)
+            applied += self.head - before
+            if self.head >= result.head or not result.events:
+                return applied
+
+    # -- deciding -------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._reconcile()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            self._dirty.set()
+
+    async def _reconcile(self) -> None:
+        for link_id in await queries.deleted_while_pending(self.store):
+            if link_id not in self._in_flight:
+                self._spawn(link_id, self._cancel_request(link_id))
+        pending = await queries.pending_links(self.store)
+        self._has_pending = bool(pending)
+        for item in pending:
+            if item.link_id not in self._in_flight:
+                self._spawn(item.link_id, self._process(item))
+        self._on_event("work", {"in_flight": len(self._in_flight), "pending": len(pending)})
+
+    def _spawn(self, link_id: str, work: Awaitable[None]) -> None:
+        # The in-memory lock: one task per link. It is only a cache of
+        # intent; the persisted status is the truth after any restart.
+        self.last_activity = time.monotonic()
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._in_flight[link_id] = task
+
+        def finished(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("link %s left pending: %s", link_id, t.exception())
+            if self._in_flight.get(link_id) is t:
+                del self._in_flight[link_id]
+            self.last_activity = time.monotonic()
+            self._dirty.set()
+
+        task.add_done_callback(finished)
+
+    async def _cancel_request(self, link_id: str) -> None:
+        try:
+            await self._commit(
+                link_id,
+                [ev.LinkProcessingCancelled(linkId=link_id, updatedAt=utc_now())],
+                Expect(deleted=True, statuses=frozenset({"pending"})),
+            )
+        except StaleDecision:
+            return
+        self._on_event("outcome", {"outcome": "cancelled"})
+
+    async def _process(self, item: queries.WorkItem) -> None:
+        link_id = item.link_id
+        try:
+            if item.status == "pending":
+                # Found pending but not in flight: a run was interrupted.
+                decided = Expect(statuses=frozenset({"pending"}), attempts=item.attempts)
+                if item.attempts >= self.settings.max_attempts:
+                    await self._fail(link_id, INTERRUPTED, expect=decided)
+                    return
+                resumed = ev.LinkProcessingResumed(linkId=link_id, attempt=item.attempts + 1, updatedAt=utc_now())
+                await self._commit(link_id, [resumed], decided)
+            else:
+                decided = Expect(statuses=frozenset({None, "reprocess_requested"}))
+                await self._commit(link_id, [ev.LinkProcessingStarted(linkId=link_id, updatedAt=utc_now())], decided)
+            self._on_event("started", {"linkId": link_id})
+            await self._enrich(link_id, item.url)
+        except StaleDecision:
+            return
+        except LinkprocError:
+            raise
+        except Exception:
+            log.exception("processing %s crashed", link_id)
+            await self._fail(link_id, INTERNAL_ERROR)
+
+    async def _enrich(self, link_id: str, url: str) -> None:
+        started = time.monotonic()
+        try:
+            page, parsed = await self.enricher.fetch(url)
+        except LinkprocError as exc:
+            await self._fail(link_id, exc.code)
+            return
+        meta = parsed.metadata
+        fetched = ev.LinkMetadataFetched(
+            id=new_id(),
+            linkId=link_id,
+            title=meta.title,
+            description=meta.description,
+            image=meta.image,
+            favicon=meta.favicon,
+            siteName=meta.site_name,
+            canonicalUrl=meta.canonical_url,
+            fetchedAt=utc_now(),
+        )
+        await self._commit(link_id, [fetched])
+        self._on_event("stage", {"stage": "fetch", "seconds": time.monotonic() - started})
+        summarize_started = time.monotonic()
+        request = SummaryRequest(
+            url=page.url,
+            title=meta.title,
+            description=meta.description,
+            text=parsed.text or "",
+            existing_tags=tuple(await queries.tag_names(self.store)),
+            link_tags=tuple(await queries.tag_names(self.store, link_id)),
+        )
+        try:
+            summary = await self.enricher.summarize(request)
+        except LinkprocError as exc:
+            await self._fail(link_id, exc.code)
+            return
+        self._on_event("stage", {"stage": "summarize", "seconds": time.monotonic() - summarize_started})
+        now = utc_now()
+        tag_ids = await queries.tag_ids(self.store)
+        outcome: list[EventArgs] = [
+            ev.LinkSummarized(
+                id=new_id(), linkId=link_id, summary=summary.summary, model=summary.model, summarizedAt=now
+            )
+        ]
+        outcome += [
+            ev.TagSuggested(id=new_id(), linkId=link_id, tagId=tag_ids.get(name), name=name, suggestedAt=now)
+            for name in summary.tags
+        ]
+        outcome.append(ev.LinkProcessingCompleted(linkId=link_id, updatedAt=now))
+        await self._commit(link_id, outcome)
+        self._on_event("outcome", {"outcome": "completed", "seconds": time.monotonic() - started})
+
+    async def _fail(self, link_id: str, error: str, *, expect: Expect = RUNNING) -> None:
+        failed = ev.LinkProcessingFailed(linkId=link_id, error=error, updatedAt=utc_now())
+        await self._commit(link_id, [failed], expect)
+        self._on_event("outcome", {"outcome": "failed", "error": error})
+
+    def _fail_session(self, exc: BaseException) -> None:
+        """A session that cannot push must not go on pulling: make the supervisor restart it."""
+        if self._session_failure is not None and not self._session_failure.done():
+            self._session_failure.set_exception(exc)
+
+    # -- writing --------------------------------------------------------------
+
+    async def _commit(self, link_id: str, items: list[EventArgs], expect: Expect = RUNNING) -> None:
+        """Push events about one link, rebasing on ``server_ahead``; applied locally on return.
+
+        Before every attempt the decision is re-checked against the newest
+        state (``expect``): nothing but Cancelled is written about a deleted
+        link, and no run writes after its request ended. The backend's parent
+        check makes that check race-free.
+        """
+        events = [NewEvent.of(args, client_id=self.client_id, session_id=self.session_id) for args in items]
+        async with self._commit_lock:
+            failures = 0
+            while True:
+                if not expect.holds(await queries.link_state(self.store, link_id)):
+                    raise StaleDecision(link_id)
+                parent = self.head
+                try:
+                    result = await asyncio.shield(self.backend.push(parent, events))
+                except ServerAhead:
+                    await self.catch_up()
+                    continue
+                except Exception as exc:
+                    failures += 1
+                    if failures > self.settings.max_push_failures:
+                        self._fail_session(exc)
+                        raise
+                    delay = self.settings.push_backoff.delay(failures)
+                    log.warning("push failed (%s); retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                confirmed = [e.at(seq, parent) for seq, e in zip(result.seqs, events, strict=False)]
+                if confirmed and confirmed[0].seq == self.head + 1:
+                    await self._apply(confirmed)
+                # A retried push may be answered with older seqs; either way the
+                # next decision must see these events, so wait until they are here.
+                while result.seqs and self.head < max(result.seqs):
+                    await self.catch_up()
+                self._on_event("pushed", {"count": len(events)})
+                return
