@@ -71,7 +71,7 @@ class Org:
             FetchLimits(total_timeout=fetch_timeout, retries=0),
         )
         self.processor = LinkProcessor(
-            EventStore(self.root / "processor.sqlite", keep_log=False),
+            EventStore(self.root / "processor.sqlite", keep_log=False, durable=False),
             self.backend,
             Enricher(fetcher, summarizer or ExtractiveSummarizer(), lanes=lanes),
             client_id="link-processor:test",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -139,17 +140,21 @@ class LinkState:
     attempts: int
 
 
-async def link_state(store: EventStore, link_id: str) -> LinkState | None:
-    """The link's deletion and processing status, or ``None`` if the link does not exist."""
+async def link_states(store: EventStore, link_ids: Iterable[str]) -> dict[str, LinkState]:
+    """The deletion and processing status of each link, in one read; links that do not exist are absent."""
+    ids = list(link_ids)
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
     rows = await store.fetchall(
-        "SELECT l.deleted_at, p.status, COALESCE(p.attempts, 0) AS attempts FROM links AS l "
-        "LEFT JOIN link_processing_status AS p ON p.link_id = l.id WHERE l.id = ?",
-        (link_id,),
+        "SELECT l.id, l.deleted_at, p.status, COALESCE(p.attempts, 0) AS attempts FROM links AS l "
+        f"LEFT JOIN link_processing_status AS p ON p.link_id = l.id WHERE l.id IN ({marks})",
+        ids,
     )
-    if not rows:
-        return None
-    row = rows[0]
-    return LinkState(deleted=row["deleted_at"] is not None, status=row["status"], attempts=row["attempts"])
+    return {
+        row["id"]: LinkState(deleted=row["deleted_at"] is not None, status=row["status"], attempts=row["attempts"])
+        for row in rows
+    }
 
 
 async def tag_names(store: EventStore, link_id: str | None = None) -> list[str]:

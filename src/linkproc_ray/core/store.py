@@ -48,10 +48,11 @@ CREATE TABLE IF NOT EXISTS sdk_pending (
 
 # WAL lets readers (pulls, queries) run beside the writer; synchronous=FULL
 # fsyncs the WAL on every commit, so an acknowledged push survives power loss,
-# which NORMAL does not promise in WAL mode.
+# which NORMAL does not promise in WAL mode. A replica that can be rebuilt from
+# the backend's log (the processor's) uses NORMAL: still never corrupt, and a
+# commit lost to a power cut is pulled again from the cursor before it.
 _PRAGMAS: Final = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=FULL",
     "PRAGMA busy_timeout=5000",
     "PRAGMA foreign_keys=ON",
 )
@@ -92,13 +93,18 @@ class EventStore:
     :param keep_log: store the events themselves (the backend and SDK do;
         the processor keeps only tables and its cursor).
     :param keep_pending: also keep a queue of unconfirmed local commits (the SDK).
+    :param durable: fsync every commit (``synchronous=FULL``); only a replica
+        rebuildable from elsewhere (the processor's) may pass ``False``.
     """
 
     opened: ClassVar[int] = 0
     """How many stores this process opened: single-flight boot is tested with it."""
 
-    def __init__(self, path: str | Path, *, keep_log: bool = True, keep_pending: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, keep_log: bool = True, keep_pending: bool = False, durable: bool = True
+    ) -> None:
         self.path = str(path)
+        self.durable = durable
         self.keep_log = keep_log
         self.keep_pending = keep_pending
         self._db: aiosqlite.Connection | None = None
@@ -123,7 +129,7 @@ class EventStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with _mapped_errors("open"):
             db = await aiosqlite.connect(self.path, isolation_level=None)
-            for pragma in _PRAGMAS:
+            for pragma in (*_PRAGMAS, f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}"):
                 await db.execute(pragma)
             await db.executescript(
                 _META_SCHEMA

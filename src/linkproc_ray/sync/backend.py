@@ -80,37 +80,39 @@ class SyncBackend:
         self._writer: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._new_events = asyncio.Event()
-        self._background: set[asyncio.Task[None]] = set()
+        self._poker: asyncio.Task[None] | None = None
+        self._poke_again = False
         self.followers = 0
         self.last_activity = time.monotonic()
         self.commits = 0
         self._committed_head = 0
 
     async def start(self, *, watchdog_interval: float | None = None) -> None:
-        """Open the store and the writer; pokes the processor if the log shows unfinished links.
+        """Open the store and the writer: from here on a push is accepted (a cold org's save waits for this only).
 
-        With ``watchdog_interval``, keeps poking every interval while unfinished
-        links exist, so a link interrupted by a crash finishes even if no new
-        link is ever saved.
+        Then, in the background, it pokes the processor if the log shows
+        unfinished links; with ``watchdog_interval``, again every interval
+        while they exist, so a link interrupted by a crash finishes even if no
+        new link is ever saved.
         """
         await self.store.open()
         self._committed_head = self.store.head
         self._writer = asyncio.create_task(self._write_loop(), name="sync-backend-writer")
-        await self._poke_if_unfinished()
-        if watchdog_interval is not None:
-            self._watchdog = asyncio.create_task(self._watch(watchdog_interval), name="sync-backend-watchdog")
+        self._watchdog = asyncio.create_task(self._watch(watchdog_interval), name="sync-backend-watchdog")
 
     async def _poke_if_unfinished(self) -> None:
         if await queries.pending_links(self.store) or await queries.deleted_while_pending(self.store):
             self._schedule_poke()
 
-    async def _watch(self, interval: float) -> None:
+    async def _watch(self, interval: float | None) -> None:
         while True:
-            await asyncio.sleep(interval)
             try:
                 await self._poke_if_unfinished()
             except LinkprocError:
                 log.warning("watchdog could not read the read model", exc_info=True)
+            if interval is None:
+                return
+            await asyncio.sleep(interval)
 
     def idle_seconds(self) -> float:
         """How long no request came and nobody followed the log (0 while followed)."""
@@ -204,7 +206,7 @@ class SyncBackend:
                 group.append(self._queue.get_nowait())
             try:
                 await self._commit_group(group)
-            except Exception as exc:
+            except Exception as exc:  # loop boundary: fail this group, keep serving
                 log.exception("group commit failed")
                 for write in group:
                     if not write.future.done():
@@ -241,18 +243,24 @@ class SyncBackend:
                 self._schedule_poke()
 
     def _schedule_poke(self) -> None:
+        """Poke the processor, never awaited by the pusher; pokes asked for while one is out coalesce into one more."""
         if self._poke is None:
             return
-        task = asyncio.create_task(self._send_poke())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        if self._poker is not None and not self._poker.done():
+            self._poke_again = True
+            return
+        self._poker = asyncio.create_task(self._send_pokes())
 
-    async def _send_poke(self) -> None:
+    async def _send_pokes(self) -> None:
         assert self._poke is not None
-        try:
-            await self._poke()
-        except Exception:
-            log.warning("poke failed", exc_info=True)
+        while True:
+            self._poke_again = False
+            try:
+                await self._poke()
+            except Exception:  # a lost poke is fine: the processor sweeps state
+                log.warning("poke failed", exc_info=True)
+            if not self._poke_again:
+                return
 
     # -- reads ------------------------------------------------------------
 

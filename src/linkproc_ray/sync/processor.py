@@ -5,6 +5,13 @@
 batch, every poke and every sweep the processor recomputes the pending links
 from its own tables, and the backend's parent check makes each decision safe
 against anything that happened meanwhile.
+
+Decisions go out through one outbox: whatever links decided while a push was
+on its way leave together in the next push, each re-checked against the
+state it was decided in. A link costs two pushes (Started when a fetch lane
+admits it; metadata, summary and the terminal event together), three when
+its summary is slow (the metadata goes first so the title shows), and in a
+burst far fewer, since decisions of many links share a push.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from linkproc_ray.core import events as ev
 from linkproc_ray.core import queries
 from linkproc_ray.core.backoff import Backoff
-from linkproc_ray.core.events import Event, EventArgs, NewEvent, new_id, utc_now
+from linkproc_ray.core.events import Event, EventArgs, NewEvent, encoded_size, new_id, utc_now
+from linkproc_ray.core.limits import ENVELOPE_BYTES, MAX_PUSH_BYTES, MAX_PUSH_EVENTS
 from linkproc_ray.core.store import EventStore
 from linkproc_ray.core.types import JSON
 from linkproc_ray.errors import LinkprocError, ServerAhead, StaleDecision
@@ -54,6 +62,16 @@ RUNNING = Expect()
 """A run in progress: the link is live and its request not yet ended (a reprocess request may wait)."""
 
 
+@dataclass(eq=False)
+class _Decision:
+    """Events about one link, to be pushed only while the state they were decided in still holds."""
+
+    link_id: str
+    events: list[NewEvent]
+    expect: Expect
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorSettings:
     """Tunables of one processor."""
@@ -65,6 +83,8 @@ class ProcessorSettings:
     retry_backoff: float = 0.5
     max_push_failures: int = 5
     """Failed pushes in a row (not ``server_ahead``) before the session restarts."""
+    metadata_alone_after: float = 1.0
+    """Seconds a summary may take before the page's metadata is pushed on its own (title first, then summary)."""
 
     @property
     def pull_backoff(self) -> Backoff:
@@ -104,13 +124,15 @@ class LinkProcessor:
         self._boot: asyncio.Task[None] | None = None
         self._session: asyncio.Task[None] | None = None
         self._apply_lock = asyncio.Lock()
-        self._commit_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
+        self._applied = asyncio.Event()
+        self._outbox: list[_Decision] = []
+        self._outbox_ready = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._session_failure: asyncio.Future[None] | None = None
         self._has_pending = False
         self.session_restarts = 0
         self.pulled_events = 0
+        self.pushes = 0
         self.last_activity = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------
@@ -141,10 +163,7 @@ class LinkProcessor:
         if self._session is not None:
             self._session.cancel()
             await asyncio.gather(self._session, return_exceptions=True)
-        tasks = list(self._in_flight.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._cancel_in_flight()
         await self.store.close()
 
     @property
@@ -162,16 +181,24 @@ class LinkProcessor:
             return 0.0
         return time.monotonic() - self.last_activity
 
+    async def _cancel_in_flight(self) -> None:
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _supervise(self) -> None:
-        # A session is the live pull plus the reconciler; if either dies, both
-        # restart together, loudly, so the processor never runs half-alive.
+        # A session is the live pull, the reconciler, the sweep and the outbox's
+        # pusher; if any dies, all restart together, loudly, so the processor
+        # never runs half-alive (never pulling without pushing, or the reverse).
         while True:
-            self._session_failure = asyncio.get_running_loop().create_future()
-            follow = asyncio.create_task(self._follow(), name="processor-follow")
-            reconcile = asyncio.create_task(self._reconcile_loop(), name="processor-reconcile")
-            sweep = asyncio.create_task(self._sweep_loop(), name="processor-sweep")
-            failure = asyncio.ensure_future(self._session_failure)
-            session: list[asyncio.Future[None]] = [follow, reconcile, sweep, failure]
+            self._outbox.clear()
+            session = [
+                asyncio.create_task(self._follow(), name="processor-follow"),
+                asyncio.create_task(self._reconcile_loop(), name="processor-reconcile"),
+                asyncio.create_task(self._sweep_loop(), name="processor-sweep"),
+                asyncio.create_task(self._push_loop(), name="processor-push"),
+            ]
             try:
                 done, _ = await asyncio.wait(session, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
@@ -181,7 +208,7 @@ class LinkProcessor:
                     task.cancel()
                 await asyncio.gather(*session, return_exceptions=True)
                 raise
-            except Exception:
+            except Exception:  # session boundary: restart, never limp on
                 self.session_restarts += 1
                 log.exception("processor session failed; restarting it (restart %d)", self.session_restarts)
                 self._on_event("session_restart", {"restarts": self.session_restarts})
@@ -190,10 +217,7 @@ class LinkProcessor:
                 await asyncio.gather(*session, return_exceptions=True)
                 # Links in flight belong to the failed session: stop them; their
                 # persisted status (pending) makes the next session resume them.
-                in_flight = list(self._in_flight.values())
-                for task in in_flight:
-                    task.cancel()
-                await asyncio.gather(*in_flight, return_exceptions=True)
+                await self._cancel_in_flight()
                 await asyncio.sleep(self.settings.retry_backoff)
 
     # -- following the log --------------------------------------------------
@@ -224,10 +248,17 @@ class LinkProcessor:
             self.pulled_events += len(fresh)
             self.last_activity = time.monotonic()
             self._on_event("pulled", {"count": len(fresh)})
+            self._applied.set()
+            self._applied = asyncio.Event()
         deleted = {ev.LinkDeleted.of(e).id for e in fresh if e.name == ev.LinkDeleted.NAME}
         for link_id in deleted & self._in_flight.keys():
             self._in_flight[link_id].cancel()
         self._dirty.set()
+
+    async def _reached(self, seq: int) -> None:
+        """Until the live pull has applied the log up to ``seq`` (no pull of its own: the follow loop brings it)."""
+        while self.head < seq:
+            await self._applied.wait()
 
     async def catch_up(self) -> int:
         """Pull every missing event now, in pages; returns how many were applied."""
@@ -296,31 +327,44 @@ class LinkProcessor:
     async def _process(self, item: queries.WorkItem) -> None:
         link_id = item.link_id
         try:
-            if item.status == "pending":
-                # Found pending but not in flight: a run was interrupted.
+            if item.status == "pending" and item.attempts >= self.settings.max_attempts:
+                # Found pending but not in flight, and out of attempts: a run that keeps being interrupted.
                 decided = Expect(statuses=frozenset({"pending"}), attempts=item.attempts)
-                if item.attempts >= self.settings.max_attempts:
-                    await self._fail(link_id, INTERRUPTED, expect=decided)
-                    return
-                resumed = ev.LinkProcessingResumed(linkId=link_id, attempt=item.attempts + 1, updatedAt=utc_now())
-                await self._commit(link_id, [resumed], decided)
-            else:
-                decided = Expect(statuses=frozenset({None, "reprocess_requested"}))
-                await self._commit(link_id, [ev.LinkProcessingStarted(linkId=link_id, updatedAt=utc_now())], decided)
-            self._on_event("started", {"linkId": link_id})
-            await self._enrich(link_id, item.url)
+                await self._fail(link_id, INTERRUPTED, expect=decided)
+                return
+            await self._enrich(item)
         except StaleDecision:
             return
         except LinkprocError:
             raise
-        except Exception:
+        except Exception:  # task boundary: a bug in a step fails this link only
             log.exception("processing %s crashed", link_id)
             await self._fail(link_id, INTERNAL_ERROR)
 
-    async def _enrich(self, link_id: str, url: str) -> None:
+    async def _start(self, item: queries.WorkItem) -> None:
+        """Mark the request as running, once a fetch lane admitted it: Started, or Resumed after an interruption."""
+        link_id = item.link_id
+        if item.status == "pending":
+            # Found pending but not in flight: a run was interrupted.
+            decided = Expect(statuses=frozenset({"pending"}), attempts=item.attempts)
+            resumed = ev.LinkProcessingResumed(linkId=link_id, attempt=item.attempts + 1, updatedAt=utc_now())
+            await self._commit(link_id, [resumed], decided)
+        else:
+            decided = Expect(statuses=frozenset({None, "reprocess_requested"}))
+            await self._commit(link_id, [ev.LinkProcessingStarted(linkId=link_id, updatedAt=utc_now())], decided)
+        self._on_event("started", {"linkId": link_id})
+
+    async def _enrich(self, item: queries.WorkItem) -> None:
+        link_id = item.link_id
         started = time.monotonic()
+
+        async def admitted() -> None:
+            await self._start(item)
+
         try:
-            page, parsed = await self.enricher.fetch(url)
+            page, parsed = await self.enricher.fetch(item.url, on_admitted=admitted)
+        except StaleDecision:
+            raise
         except LinkprocError as exc:
             await self._fail(link_id, exc.code)
             return
@@ -336,7 +380,6 @@ class LinkProcessor:
             canonicalUrl=meta.canonical_url,
             fetchedAt=utc_now(),
         )
-        await self._commit(link_id, [fetched])
         self._on_event("stage", {"stage": "fetch", "seconds": time.monotonic() - started})
         summarize_started = time.monotonic()
         request = SummaryRequest(
@@ -347,18 +390,30 @@ class LinkProcessor:
             existing_tags=tuple(await queries.tag_names(self.store)),
             link_tags=tuple(await queries.tag_names(self.store, link_id)),
         )
+        # The metadata leaves with the summary in one push, unless the summary is
+        # slow (a model, a full lane): then it goes first, so the title shows meanwhile.
+        # Found before a later step fails, it is kept (pushed with the failure).
+        unpushed: list[EventArgs] = [fetched]
+        summarizing = asyncio.ensure_future(self.enricher.summarize(request))
         try:
-            summary = await self.enricher.summarize(request)
+            await asyncio.wait({summarizing}, timeout=self.settings.metadata_alone_after)
+            if not summarizing.done():
+                await self._commit(link_id, unpushed)
+                unpushed = []
+            summary = await summarizing
         except LinkprocError as exc:
-            await self._fail(link_id, exc.code)
+            await self._fail(link_id, exc.code, before=unpushed)
             return
+        finally:
+            summarizing.cancel()
         self._on_event("stage", {"stage": "summarize", "seconds": time.monotonic() - summarize_started})
         now = utc_now()
         tag_ids = await queries.tag_ids(self.store)
         outcome: list[EventArgs] = [
+            *unpushed,
             ev.LinkSummarized(
                 id=new_id(), linkId=link_id, summary=summary.summary, model=summary.model, summarizedAt=now
-            )
+            ),
         ]
         outcome += [
             ev.TagSuggested(id=new_id(), linkId=link_id, tagId=tag_ids.get(name), name=name, suggestedAt=now)
@@ -368,53 +423,91 @@ class LinkProcessor:
         await self._commit(link_id, outcome)
         self._on_event("outcome", {"outcome": "completed", "seconds": time.monotonic() - started})
 
-    async def _fail(self, link_id: str, error: str, *, expect: Expect = RUNNING) -> None:
+    async def _fail(
+        self, link_id: str, error: str, *, expect: Expect = RUNNING, before: Sequence[EventArgs] = ()
+    ) -> None:
         failed = ev.LinkProcessingFailed(linkId=link_id, error=error, updatedAt=utc_now())
-        await self._commit(link_id, [failed], expect)
+        await self._commit(link_id, [*before, failed], expect)
         self._on_event("outcome", {"outcome": "failed", "error": error})
-
-    def _fail_session(self, exc: BaseException) -> None:
-        """A session that cannot push must not go on pulling: make the supervisor restart it."""
-        if self._session_failure is not None and not self._session_failure.done():
-            self._session_failure.set_exception(exc)
 
     # -- writing --------------------------------------------------------------
 
     async def _commit(self, link_id: str, items: list[EventArgs], expect: Expect = RUNNING) -> None:
-        """Push events about one link, rebasing on ``server_ahead``; applied locally on return.
+        """Hand events about one link to the outbox; returns once they are pushed and applied here.
 
-        Before every attempt the decision is re-checked against the newest
+        Before every push attempt the decision is re-checked against the newest
         state (``expect``): nothing but Cancelled is written about a deleted
-        link, and no run writes after its request ended. The backend's parent
-        check makes that check race-free.
+        link, and no run writes after its request ended; then it raises
+        :class:`StaleDecision`. The backend's parent check makes that check race-free.
         """
         events = [NewEvent.of(args, client_id=self.client_id, session_id=self.session_id) for args in items]
-        async with self._commit_lock:
-            failures = 0
-            while True:
-                if not expect.holds(await queries.link_state(self.store, link_id)):
-                    raise StaleDecision(link_id)
+        decision = _Decision(link_id, events, expect)
+        self._outbox.append(decision)
+        self._outbox_ready.set()
+        # Cancelling the link's task cancels the decision too; one already on its way is
+        # pushed all the same (like a push in flight), and its status makes the next session resume.
+        await decision.done
+
+    async def _push_loop(self) -> None:
+        """Push whatever the outbox holds, together; on ``server_ahead`` wait for the live pull, re-check, push again."""
+        failures = 0
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox:
+                batch = await self._next_batch()
+                if not batch:
+                    continue
                 parent = self.head
                 try:
-                    result = await asyncio.shield(self.backend.push(parent, events))
-                except ServerAhead:
-                    await self.catch_up()
+                    result = await self.backend.push(parent, [e for d in batch for e in d.events])
+                except ServerAhead as exc:
+                    self._outbox[:0] = batch
+                    await self._reached(exc.head)
                     continue
-                except Exception as exc:
+                except Exception as exc:  # retry boundary: a push is idempotent by event ids
+                    self._outbox[:0] = batch
                     failures += 1
                     if failures > self.settings.max_push_failures:
-                        self._fail_session(exc)
                         raise
                     delay = self.settings.push_backoff.delay(failures)
                     log.warning("push failed (%s); retrying in %.1f s", exc, delay)
                     await asyncio.sleep(delay)
                     continue
-                confirmed = [e.at(seq, parent) for seq, e in zip(result.seqs, events, strict=False)]
-                if confirmed and confirmed[0].seq == self.head + 1:
-                    await self._apply(confirmed)
-                # A retried push may be answered with older seqs; either way the
-                # next decision must see these events, so wait until they are here.
-                while result.seqs and self.head < max(result.seqs):
-                    await self.catch_up()
-                self._on_event("pushed", {"count": len(events)})
-                return
+                failures = 0
+                self.pushes += 1
+                # A retried push may be answered with older seqs; either way the next
+                # decision must see these events, so wait until the live pull brought them.
+                await self._reached(max(result.seqs, default=parent))
+                for decision in batch:
+                    if not decision.done.done():
+                        decision.done.set_result(None)
+                self._on_event("pushed", {"count": sum(len(d.events) for d in batch)})
+
+    async def _next_batch(self) -> list[_Decision]:
+        """The outbox's decisions that fit one push and still hold; stale ones are answered :class:`StaleDecision`.
+
+        One decision per link per push: a second waits for the next, decided
+        against the state the first one made.
+        """
+        waiting, self._outbox = self._outbox, []
+        states = await queries.link_states(self.store, {d.link_id for d in waiting})
+        batch: list[_Decision] = []
+        links: set[str] = set()
+        events = size = 0
+        budget = MAX_PUSH_BYTES - ENVELOPE_BYTES
+        for decision in waiting:
+            if decision.done.done():
+                continue  # its link task was cancelled (the link deleted in flight)
+            if not decision.expect.holds(states.get(decision.link_id)):
+                decision.done.set_exception(StaleDecision(decision.link_id))
+                continue
+            cost = encoded_size(decision.events)
+            if decision.link_id in links or events + len(decision.events) > MAX_PUSH_EVENTS or size + cost > budget:
+                self._outbox.append(decision)
+                continue
+            batch.append(decision)
+            links.add(decision.link_id)
+            events += len(decision.events)
+            size += cost
+        return batch

@@ -22,6 +22,15 @@ async def test_store_uses_wal_and_full_sync(fresh_store):
     assert sync[0]["synchronous"] == 2  # FULL
 
 
+async def test_a_rebuildable_replica_skips_the_fsync_but_keeps_wal(tmp_path):
+    # The processor's replica: a commit lost to a power cut is pulled again from its cursor.
+    replica = await EventStore(tmp_path / "processor.sqlite", keep_log=False, durable=False).open()
+    mode = await replica.fetchall("PRAGMA journal_mode")
+    sync = await replica.fetchall("PRAGMA synchronous", in_transaction=True)
+    assert (mode[0]["journal_mode"], sync[0]["synchronous"]) == ("wal", 1)  # NORMAL
+    await replica.close()
+
+
 async def test_events_survive_reopening_the_file(store_path):
     store = await EventStore(store_path).open()
     async with store.transaction() as db:
