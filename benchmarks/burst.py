@@ -11,9 +11,15 @@ two are compared.
 
     python benchmarks/burst.py --quick                  # 3 orgs x 40 links, a local Ray cluster
     python benchmarks/burst.py                          # 10 orgs x 100 links
+    python benchmarks/burst.py --quick --profile        # also py-spy every role: benchmarks/results/profile/
+    python benchmarks/burst.py --machinery --quick      # one org, 600 links whose pages answer 404 at once
     python benchmarks/burst.py --address auto --page-host 10.0.0.5   # a running cluster
 
-Writes benchmarks/results/burst.json and burst.png and prints a markdown table.
+While the burst runs, a probe client in another org saves one link every
+0.5 s: its POST latency is the save latency a user sees under load.
+
+Writes benchmarks/results/burst.json (machinery.json) and burst.png and prints
+markdown tables: the run, and CPU per link by role against its budget.
 """
 
 from __future__ import annotations
@@ -83,6 +89,54 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
         low, high = math.floor(rank), math.ceil(rank)
         result[f"p{point}"] = round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 1)
     return result
+
+
+ROLE_BUDGET: dict[str, float] = {
+    "task workers": 1.0,
+    "LinkProcessorActor": 0.3,
+    "SyncBackendActor": 0.2,
+    "Ingress": 0.2,
+    "proxy": 0.15,
+    "Summarizer": 0.1,
+    "other": 0.05,
+}
+"""CPU per link each role may spend, as a share of the bare pipeline's CPU per link (sum 2.0: the 2x target).
+
+The parse tasks do the bare pipeline's work and may cost what it costs; the
+rest is the price of events, sync and the ingress, split by where it is paid.
+"""
+
+
+def role_of(actor_class: str) -> str:
+    """A process's role from its Ray actor class: Serve replicas by deployment, the proxy, our actors, else other."""
+    if actor_class.startswith("ServeReplica:"):
+        return actor_class.rsplit(":", 1)[-1]
+    if actor_class == "ProxyActor":
+        return "proxy"
+    if actor_class in ROLE_BUDGET or actor_class == "task workers":
+        return actor_class
+    return "other"
+
+
+def budget_table(cpu_s_by_role: dict[str, float], links: int, bare_ms_per_link: float | None) -> list[JSON]:
+    """CPU ms per link by role beside its budget (``ROLE_BUDGET`` x the bare pipeline's CPU ms per link)."""
+    spent: dict[str, float] = {}
+    for actor_class, seconds in cpu_s_by_role.items():
+        role = role_of(actor_class)
+        spent[role] = spent.get(role, 0.0) + seconds
+    rows = []
+    for role in [*ROLE_BUDGET, *sorted(spent.keys() - ROLE_BUDGET.keys())]:
+        ms = 1000 * spent.get(role, 0.0) / links if links else 0.0
+        budget = ROLE_BUDGET.get(role, 0.0) * bare_ms_per_link if bare_ms_per_link else None
+        rows.append(
+            {
+                "role": role,
+                "cpu_ms_per_link": round(ms, 1),
+                "budget_ms_per_link": None if budget is None else round(budget, 1),
+                "within": None if budget is None else ms <= budget,
+            }
+        )
+    return rows
 
 
 @dataclass
@@ -296,7 +350,7 @@ async def run_bare(plan: dict[str, list[str]], base: str, host_port: str, fetch:
     import psutil
 
     from linkproc_ray.errors import LinkprocError
-    from linkproc_ray.pipeline.enricher import Enricher, Lanes
+    from linkproc_ray.pipeline.enricher import Enricher, Lanes, call_step
     from linkproc_ray.pipeline.fetch import Fetcher, FetchLimits
     from linkproc_ray.pipeline.parse import parse_page
     from linkproc_ray.pipeline.ssrf import FetchPolicy
@@ -310,9 +364,9 @@ async def run_bare(plan: dict[str, list[str]], base: str, host_port: str, fetch:
     others = {child.pid for child in me.children()}
     with ProcessPoolExecutor(width, mp_context=multiprocessing.get_context("spawn")) as pool:
 
-        async def in_pool(fn: Any, *args: Any, timeout: float | None = None) -> Any:
+        async def in_pool(step: Any, *args: Any, timeout: float | None = None) -> Any:
             # Same steps as the system; a pool process cannot be interrupted, so no timeout here.
-            return await loop.run_in_executor(pool, fn, *args)
+            return await loop.run_in_executor(pool, call_step, step, *args)
 
         fetcher = Fetcher(FetchPolicy.from_allow_list(host_port), FetchLimits())
         # Warm-up outside the clock: every worker started with the parser imported, the connection pool open.
@@ -452,12 +506,37 @@ class Burst:
     logs: dict[str, list[JSON]]
     started: float
     follower_kind: str
+    pushed_at: float = 0.0
+    """When the last client's last POST was answered."""
+    probe: list[Posted] = field(default_factory=list)
+    """The probe org's saves, one every ``--probe-interval`` seconds while the burst ran."""
+
+
+async def probe_saves(http: httpx.AsyncClient, org: str, page_base: str, interval: float, posted: list[Posted]) -> None:
+    """One save every ``interval`` seconds until cancelled: the latency of a user's save while others burst."""
+    number = 0
+    while True:
+        url = f"{page_base}/missing/probe-{number}"
+        sent = time.perf_counter()
+        response = await http.post(f"/v1/orgs/{org}/links", json={"url": url})
+        posted.append(Posted(org, url, response.status_code, response.json().get("id"), sent, time.perf_counter()))
+        number += 1
+        await asyncio.sleep(max(0.0, interval - (time.perf_counter() - sent)))
 
 
 async def run_burst(
-    base: str, tokens: dict[str, str], plan: dict[str, list[str]], options: argparse.Namespace, bar: Any
+    base: str,
+    tokens: dict[str, str],
+    plan: dict[str, list[str]],
+    options: argparse.Namespace,
+    bar: Any,
+    probe: tuple[str, str] | None = None,
 ) -> Burst:
-    """Followers first, then every org's clients at once; returns when every link is terminal or time is up."""
+    """Followers first, then every org's clients at once; returns when every link is terminal or time is up.
+
+    With ``probe`` (org, page base URL), that org saves one link every
+    ``options.probe_interval`` seconds for as long as the burst runs.
+    """
     rng = random.Random(options.seed)
     clients = {
         org: httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {tokens[org]}"}, timeout=60)
@@ -494,6 +573,22 @@ async def run_burst(
         for i in range(options.clients)
     ]
     pushing = asyncio.gather(*pushers)
+    pushed_at = 0.0
+
+    def pushed(_: object) -> None:
+        nonlocal pushed_at
+        pushed_at = time.perf_counter()
+
+    pushing.add_done_callback(pushed)
+    probed: list[Posted] = []
+    prober = None
+    if probe is not None:
+        probe_org, page_base = probe
+        probe_http = httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {tokens[probe_org]}"}, timeout=60
+        )
+        clients[probe_org] = probe_http
+        prober = asyncio.create_task(probe_saves(probe_http, probe_org, page_base, options.probe_interval, probed))
     deadline = started + options.timeout
     seen = 0
     while time.perf_counter() < deadline:
@@ -507,18 +602,90 @@ async def run_burst(
                 task.result()  # a follower that failed fails the run
         await asyncio.sleep(0.1)
     await pushing
+    if prober is not None:
+        prober.cancel()
+        await asyncio.gather(prober, return_exceptions=True)
     for task in tasks:
         task.cancel()
     logs = {org: await pull_log(clients[org], org) for org in plan}
     for http in clients.values():
         await http.aclose()
-    return Burst(posted, followers, logs, started, kind)
+    return Burst(posted, followers, logs, started, kind, pushed_at, probed)
+
+
+UNPROFILED_ROLES = frozenset({"raylet", "gcs_server", "ServeController"})
+"""Processes py-spy cannot read (C++) or that are not on the path of a link."""
+
+
+class Profiler:
+    """py-spy on every Ray process of this node while the burst runs (``--profile``): where each role's CPU goes.
+
+    Each process gets its own ``py-spy record`` from the moment it is seen
+    (org actors are created by the run) until :meth:`stop`, which interrupts
+    them all; py-spy then writes its raw stacks ("frame;frame;... count").
+    """
+
+    def __init__(self, folder: Path, rate: int = 25) -> None:
+        self.folder = folder
+        self.rate = rate
+        self._procs: dict[int, tuple[Any, Path]] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("raw-*.txt"):
+            old.unlink()
+
+    def watch(self, pid: int) -> None:
+        import subprocess
+
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if pid in self._procs or not Path(spy).exists():
+            return
+        out = self.folder / f"raw-{pid}.txt"
+        command = [spy, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw", "--nonblocking"]
+        proc = subprocess.Popen([*command, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._procs[pid] = (proc, out)
+
+    def stop(self, roles_by_pid: dict[int, str]) -> dict[str, JSON]:
+        """Interrupt every recorder; per role, the samples and the top frames (self time and inclusive)."""
+        import signal as signals
+
+        for proc, _ in self._procs.values():
+            proc.send_signal(signals.SIGINT)
+        by_role: dict[str, Counter[str]] = {}
+        for pid, (proc, out) in self._procs.items():
+            try:
+                proc.wait(30)
+            except Exception:  # noqa: BLE001 - a recorder that hangs is killed; its samples are lost
+                proc.kill()
+            stacks = by_role.setdefault(role_of(roles_by_pid.get(pid, "task workers")), Counter())
+            if out.exists():
+                for line in out.read_text(errors="replace").splitlines():
+                    stack, _, count = line.rpartition(" ")
+                    if stack and count.isdigit():
+                        stacks[stack] += int(count)
+        return {role: top_frames(stacks) for role, stacks in by_role.items()}
+
+
+def top_frames(stacks: Counter[str], limit: int = 15) -> JSON:
+    """The functions a role spends its samples in: most self time (leaf frame) and most inclusive time."""
+    leaf: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        frames = stack.split(";")
+        leaf[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    total = sum(stacks.values())
+
+    def share(counter: Counter[str]) -> list[JSON]:
+        return [{"frame": f, "share": round(c / total, 3)} for f, c in counter.most_common(limit)]
+
+    return {"samples": total, "self": share(leaf), "inclusive": share(inclusive)}
 
 
 class MemorySampler(threading.Thread):
     """Peak RSS of each org's actor pair and of this node's Ray processes, and their CPU time, twice a second."""
 
-    def __init__(self, orgs: Sequence[str]) -> None:
+    def __init__(self, orgs: Sequence[str], profiler: Profiler | None = None) -> None:
         super().__init__(daemon=True, name="rss-sampler")
         from linkproc_ray.adapters.actors import backend_name, processor_name
 
@@ -530,6 +697,9 @@ class MemorySampler(threading.Thread):
         self.remote: set[str] = set()
         self.cpu = CpuMeter()
         self.roles_by_pid: dict[int, str] = {}
+        self.profiler = profiler
+        self.first_pids: set[int] | None = None
+        self.seen_pids: set[int] = set()
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -563,12 +733,23 @@ class MemorySampler(threading.Thread):
                 continue
             self.peak[actor["Name"]] = max(self.peak.get(actor["Name"], 0), rss)
         procs = ray_processes()
+        pids = {proc.pid for proc in procs}
+        if self.first_pids is None:
+            self.first_pids = pids
+        self.seen_pids |= pids
         for proc in procs:
             if proc.pid not in self.roles_by_pid:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     if proc.name() in ("raylet", "gcs_server"):
                         self.roles_by_pid[proc.pid] = proc.name()
+        before = dict(self.cpu.last)
         self.peak_total = max(self.peak_total, self.cpu.sample(procs))
+        if self.profiler is not None:
+            # Only processes that work: a recorder on each of dozens of idle workers costs more than they do.
+            for pid, seconds in self.cpu.last.items():
+                role = self.roles_by_pid.get(pid, "task workers")
+                if role not in UNPROFILED_ROLES and seconds - before.get(pid, seconds) > 0.02:
+                    self.profiler.watch(pid)
 
     def cpu_by_role(self) -> dict[str, float]:
         """CPU seconds per actor class (or raylet, GCS, task workers), most first: where the system's CPU went."""
@@ -591,13 +772,13 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self._first: dict[int, float] = {}
-        self._last: dict[int, float] = {}
+        self.last: dict[int, float] = {}
 
     def sample(self, procs: Iterable[Any]) -> int:
         """Record the processes' CPU time; returns their total RSS."""
         import psutil
 
-        first_sample = not self._last
+        first_sample = not self.last
         total_rss = 0
         for proc in procs:
             try:
@@ -605,14 +786,14 @@ class CpuMeter:
                     times, rss = proc.cpu_times(), proc.memory_info().rss
             except psutil.NoSuchProcess:
                 continue
-            self._last[proc.pid] = times.user + times.system
+            self.last[proc.pid] = times.user + times.system
             if first_sample:
-                self._first[proc.pid] = self._last[proc.pid]
+                self._first[proc.pid] = self.last[proc.pid]
             total_rss += rss
         return total_rss
 
     def by_pid(self) -> dict[int, float]:
-        return {pid: cpu - self._first.get(pid, 0.0) for pid, cpu in self._last.items()}
+        return {pid: cpu - self._first.get(pid, 0.0) for pid, cpu in self.last.items()}
 
     @property
     def seconds(self) -> float:
@@ -642,6 +823,7 @@ class System:
     memory: MemorySampler
     cluster_cpus: float
     by_org: dict[str, JSON]
+    profile: dict[str, JSON] | None = None
 
 
 def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, options: argparse.Namespace) -> System:
@@ -667,9 +849,16 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
     }
     settings = load_settings(**overrides)
     warmup = f"{next(iter(plan))}-warmup"
-    tokens = {org: issue_token(settings, org, ttl=3 * 3600) for org in [*plan, warmup]}
+    probe_org = f"{next(iter(plan))}-probe"
+    tokens = {org: issue_token(settings, org, ttl=3 * 3600) for org in [*plan, warmup, probe_org]}
+    from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
+
     ray.init(
-        address=options.address or "local", namespace=NAMESPACE, include_dashboard=False, logging_level=logging.WARNING
+        address=options.address or "local",
+        namespace=NAMESPACE,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        **({} if options.address else {"_system_config": RAY_SYSTEM_CONFIG}),
     )
     try:
         quiet = {"enable_access_log": False, "log_level": "WARNING"}
@@ -681,17 +870,19 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
         warm_plan = {warmup: [pages.base + path for path in next(iter(plan.values()))[:width]]}
         with tqdm(total=width, desc="system warm-up", unit="link") as bar:
             asyncio.run(run_burst(base, tokens, warm_plan, options, bar))
-        memory = MemorySampler(list(plan))
+        profiler = Profiler(options.out / "profile") if options.profile else None
+        memory = MemorySampler(list(plan), profiler)
         memory.start()
         urls = {org: [pages.base + path for path in paths] for org, paths in plan.items()}
         with tqdm(total=sum(map(len, plan.values())), desc="system", unit="link") as bar:
-            burst = asyncio.run(run_burst(base, tokens, urls, options, bar))
+            burst = asyncio.run(run_burst(base, tokens, urls, options, bar, probe=(probe_org, pages.base)))
         memory.stop()
+        profile = profiler.stop(memory.roles_by_pid) if profiler is not None else None
         cluster_cpus = ray.cluster_resources().get("CPU", 0.0)
     finally:
         if options.address:
             serve.delete(APP_NAME)
-            for org in [*plan, warmup]:
+            for org in [*plan, warmup, probe_org]:
                 for name in (backend_name(org), processor_name(org)):
                     try:
                         ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
@@ -723,9 +914,14 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
             "first_terminal_s": round(min(done, default=0), 1),
             "last_terminal_s": round(max(done, default=0), 1),
         }
+        first_post = min((p.sent for p in burst.posted if p.org == org), default=burst.started)
+        first_terminal = min(
+            (follower.terminal_seen[link] for link in ids[org] if link in follower.terminal_seen), default=None
+        )
+        by_org[org]["cold_first_terminal_s"] = None if first_terminal is None else round(first_terminal - first_post, 2)
     run.seconds = max(run.done_at, default=0.0)
     run.cpu_s = memory.cpu.seconds
-    return System(run, burst, audits, memory, cluster_cpus, by_org)
+    return System(run, burst, audits, memory, cluster_cpus, by_org, profile)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -751,6 +947,13 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
         for stage, values in stage_latencies_ms(log).items():
             stages.setdefault(stage, []).extend(values)
     post_seconds = max(p.acked for p in burst.posted) - burst.started
+    last_terminal = burst.started + system.run.seconds
+    under_load = [p for p in burst.probe if p.sent < last_terminal]
+    pushing = [p for p in under_load if p.sent < burst.pushed_at]
+    draining = [p for p in under_load if p.sent >= burst.pushed_at]
+    bare_ms_per_link = 1000 * bare.cpu_s / links if bare.cpu_s else None
+    system_ms_per_link = 1000 * system.run.cpu_s / links
+    cold_first = [o["cold_first_terminal_s"] for o in system.by_org.values() if o["cold_first_terminal_s"] is not None]
     return {
         "mode": "quick" if options.quick else "full",
         "seed": options.seed,
@@ -776,6 +979,15 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
         "bare_links_per_s": round(bare.links_per_s, 2),
         "throughput_ratio": round(system.run.links_per_s / bare.links_per_s, 3) if bare.links_per_s else None,
         "create_ms": percentiles([(p.acked - p.sent) * 1000 for p in burst.posted]),
+        "create_ms_under_load": percentiles([(p.acked - p.sent) * 1000 for p in under_load]),
+        "create_ms_while_pushing": percentiles([(p.acked - p.sent) * 1000 for p in pushing]),
+        "create_ms_while_draining": percentiles([(p.acked - p.sent) * 1000 for p in draining]),
+        "probe_saves": {
+            "pushing": len(pushing),
+            "draining": len(draining),
+            "failed": sum(p.status >= 300 for p in burst.probe),
+        },
+        "first_terminal_s": percentiles(cold_first),
         "latency_ms": latency,
         "summary_seen_ms": percentiles(summary_seen_ms(burst)),
         "bare_latency_ms": bare_latency,
@@ -788,6 +1000,12 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
         "cpu_s": round(system.run.cpu_s, 1),
         "bare_cpu_s": round(bare.cpu_s, 1),
         "cpu_s_by_role": system.memory.cpu_by_role(),
+        "cpu_ms_per_link": round(system_ms_per_link, 1),
+        "processes_started": len(system.memory.seen_pids - (system.memory.first_pids or set())),
+        "bare_cpu_ms_per_link": None if bare_ms_per_link is None else round(bare_ms_per_link, 1),
+        "cpu_per_link_ratio": round(system_ms_per_link / bare_ms_per_link, 2) if bare_ms_per_link else None,
+        "cpu_ms_per_link_by_role": budget_table(system.memory.cpu_by_role(), links, bare_ms_per_link),
+        "profile": system.profile,
         "stages_ms": {stage: percentiles(values) for stage, values in stages.items()},
     }
 
@@ -805,6 +1023,10 @@ def markdown(result: JSON) -> str:
         ("links/s", f"{result['links_per_s']:.2f}", f"{result['bare_links_per_s']:.2f}"),
         ("wall s (first push → last terminal)", f"{result['seconds']:.1f}", f"{result['bare_seconds']:.1f}"),
         ("save a link (POST) p50 / p95 / p99 ms", trio(result["create_ms"]), "–"),
+        ("probe org's save while others burst p50 / p95 / p99 ms", trio(result["create_ms_under_load"]), "–"),
+        ("… while the burst is pushing", trio(result["create_ms_while_pushing"]), "–"),
+        ("… while it drains", trio(result["create_ms_while_draining"]), "–"),
+        ("cold org: first POST → its first terminal s p50 / p95 / p99", trio(result["first_terminal_s"]), "–"),
         ("latency p50 / p95 / p99 ms", trio(result["latency_ms"]), trio(result["bare_latency_ms"])),
         (f"summary seen by another client ({result['follower']}) ms", trio(result["summary_seen_ms"]), "–"),
         (
@@ -812,6 +1034,7 @@ def markdown(result: JSON) -> str:
             f"{result['cpu_s']:.1f}",
             f"{result['bare_cpu_s']:.1f}",
         ),
+        ("CPU ms per link", f"{result['cpu_ms_per_link']:.1f}", f"{result['bare_cpu_ms_per_link'] or 0:.1f}"),
         *((f"system stage {stage.replace('_', ' ')} ms", trio(p), "–") for stage, p in result["stages_ms"].items()),
         ("failed links", str(sum(result["failed"].values())), str(sum(result["bare_failed"].values()))),
         ("duplicates / lost", f"{result['duplicates']} / {result['lost']}", "–"),
@@ -821,8 +1044,70 @@ def markdown(result: JSON) -> str:
     lines = ["| | system | bare pipeline |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {system} | {bare} |" for name, system, bare in rows]
     lines.append(
-        f"\nthroughput_ratio = {result['throughput_ratio']}; added latency p50/p95/p99 = {trio(result['added_latency_ms'])} ms"
+        f"\nthroughput_ratio = {result['throughput_ratio']}; cpu_per_link_ratio = {result['cpu_per_link_ratio']}; "
+        f"added latency p50/p95/p99 = {trio(result['added_latency_ms'])} ms"
     )
+    lines += ["", budget_markdown(result["cpu_ms_per_link_by_role"])]
+    return "\n".join(lines)
+
+
+MACHINERY_KEYS = (
+    "mode",
+    "orgs",
+    "links",
+    "duplicates",
+    "lost",
+    "not_created",
+    "failed",
+    "seconds",
+    "posts_per_s",
+    "links_per_s",
+    "create_ms",
+    "create_ms_under_load",
+    "latency_ms",
+    "stages_ms",
+    "cpu_s",
+    "cpu_ms_per_link",
+    "cpu_s_by_role",
+    "processes_started",
+    "rss_mb_per_org",
+    "cluster_rss_mb",
+    "profile",
+)
+
+
+def machinery_result(result: JSON) -> JSON:
+    """What ``--machinery`` reports: the event machinery's rate and CPU per link by role (no bare run to compare)."""
+    out = {key: result[key] for key in MACHINERY_KEYS}
+    out["mode"] = f"machinery-{result['mode']}"
+    out["cpu_ms_per_link_by_role"] = {row["role"]: row["cpu_ms_per_link"] for row in result["cpu_ms_per_link_by_role"]}
+    return out
+
+
+def machinery_markdown(result: JSON) -> str:
+    lines = [
+        "| | machinery |",
+        "| --- | ---: |",
+        f"| links (pages answer 404 at once) | {result['links']} |",
+        f"| links/s (first POST → last terminal) | {result['links_per_s']:.1f} |",
+        f"| POSTs/s | {result['posts_per_s']:.1f} |",
+        f"| CPU ms per link | {result['cpu_ms_per_link']:.1f} |",
+        f"| duplicates / lost | {result['duplicates']} / {result['lost']} |",
+        "",
+        "| role | CPU ms per link |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {role} | {ms:.1f} |" for role, ms in result["cpu_ms_per_link_by_role"].items()]
+    return "\n".join(lines)
+
+
+def budget_markdown(rows: list[JSON]) -> str:
+    """The per-role CPU budget as a table: spent, budget, within."""
+    lines = ["| role | CPU ms per link | budget ms per link | within |", "| --- | ---: | ---: | --- |"]
+    for row in rows:
+        budget = "–" if row["budget_ms_per_link"] is None else f"{row['budget_ms_per_link']:.1f}"
+        within = "–" if row["within"] is None else ("yes" if row["within"] else "**no**")
+        lines.append(f"| {row['role']} | {row['cpu_ms_per_link']:.1f} | {budget} | {within} |")
     return "\n".join(lines)
 
 
@@ -865,11 +1150,20 @@ def free_port() -> int:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 orgs x 40 links (default: 10 x 100)")
+    parser.add_argument(
+        "--machinery",
+        action="store_true",
+        help="one org, 3,000 links (600 with --quick) whose pages answer 404 at once: the event machinery alone",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy every Ray process: benchmarks/results/profile/")
+    parser.add_argument("--probe-interval", type=float, default=0.5, help="seconds between the probe org's saves")
     parser.add_argument("--orgs", type=int, help="orgs (overrides the mode)")
     parser.add_argument("--links", type=int, help="links per org (overrides the mode)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients pushing per org")
-    parser.add_argument("--burst", type=int, default=5, help="links a client saves at once")
-    parser.add_argument("--gap-ms", type=float, default=100.0, help="most a client pauses between its bursts (seeded)")
+    parser.add_argument("--clients", type=int, help="concurrent clients pushing per org (4; 8 with --machinery)")
+    parser.add_argument("--burst", type=int, help="links a client saves at once (5; 10 with --machinery)")
+    parser.add_argument(
+        "--gap-ms", type=float, help="most a client pauses between its bursts, seeded (100; 10 with --machinery)"
+    )
     parser.add_argument("--page-delay-ms", type=float, default=100.0, help="the page server's delay per request")
     parser.add_argument(
         "--synthetic-share", type=float, default=0.25, help="share of synthetic pages among each org's links"
@@ -886,6 +1180,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="the orgs' SQLite files (default: a temporary dir, removed after)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for burst.json and burst.png")
     options = parser.parse_args(argv)
+    if options.machinery:
+        options.orgs = options.orgs or 1
+        options.links = options.links or (600 if options.quick else 3000)
+    options.clients = options.clients or (8 if options.machinery else 4)
+    options.burst = options.burst or (10 if options.machinery else 5)
+    options.gap_ms = options.gap_ms if options.gap_ms is not None else (10.0 if options.machinery else 100.0)
     options.orgs = options.orgs or (3 if options.quick else 10)
     options.links = options.links or (40 if options.quick else 100)
     options.port = options.port or (8000 if options.address else free_port())
@@ -899,22 +1199,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run_id = uuid.uuid4().hex[:6]
     orgs = [f"burst-{run_id}-{i}" for i in range(options.orgs)]
-    plan = make_plan(orgs, options.links, article_ids(), options.synthetic_share, options.seed)
+    if options.machinery:
+        plan = {org: [f"/missing/{org}-{n}" for n in range(options.links)] for org in orgs}
+    else:
+        plan = make_plan(orgs, options.links, article_ids(), options.synthetic_share, options.seed)
+    options.out.mkdir(parents=True, exist_ok=True)
     with PageProcess(options.page_host, options.page_delay_ms / 1000, synthetic_count(plan), options.seed) as pages:
         host_port = pages.base.removeprefix("http://")
-        with tqdm(total=sum(map(len, plan.values())), desc="bare pipeline", unit="link") as bar:
-            bare = asyncio.run(
-                run_bare(plan, pages.base, host_port, options.fetch_concurrency, options.summarize_concurrency, bar)
-            )
+        bare = Run()
+        if not options.machinery:
+            with tqdm(total=sum(map(len, plan.values())), desc="bare pipeline", unit="link") as bar:
+                bare = asyncio.run(
+                    run_bare(plan, pages.base, host_port, options.fetch_concurrency, options.summarize_concurrency, bar)
+                )
         system = run_system(plan, pages, host_port, options)
 
     result = build_result(plan, system, bare, options)
-    options.out.mkdir(parents=True, exist_ok=True)
-    (options.out / "burst.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(options.out / "burst.png", system, bare)
-    print()
-    print(markdown(result))
-    print(f"\nwritten to {options.out / 'burst.json'} and {options.out / 'burst.png'}")
+    if options.machinery:
+        result = machinery_result(result)
+        (options.out / "machinery.json").write_text(json.dumps(result, indent=2) + "\n")
+        print()
+        print(machinery_markdown(result))
+        print(f"\nwritten to {options.out / 'machinery.json'}")
+    else:
+        (options.out / "burst.json").write_text(json.dumps(result, indent=2) + "\n")
+        plot(options.out / "burst.png", system, bare)
+        print()
+        print(markdown(result))
+        print(f"\nwritten to {options.out / 'burst.json'} and {options.out / 'burst.png'}")
     failed = result["duplicates"] or result["lost"] or result["not_created"] or result["follower_out_of_order"]
     if failed:
         print(

@@ -72,7 +72,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     idle_ttl: float = Field(default=600.0, gt=0, description="Seconds an idle org actor lives on.")
     sweep_interval: float = Field(default=30.0, gt=0)
-    summarizer: Literal["extractive", "vllm", "openai"] = "extractive"
+    summarizer: Literal["extractive", "vllm", "openai", "serve"] = Field(
+        default="extractive",
+        description=(
+            "extractive: batch CPU tasks, no model; vllm / openai: the app's Summarizer deployment; "
+            "serve: a deployment of your own (summarizer_deployment in serve_app_name) with summarize(SummaryRequest)."
+        ),
+    )
     summarizer_deployment: str = Field(default="Summarizer", description="Serve deployment name of the summarizer.")
     summarizer_timeout: float = Field(default=30.0, gt=0)
     serve_app_name: str = "linkproc"
@@ -80,6 +86,9 @@ class Settings(BaseSettings):
     # parse tasks (10 orgs at 0.05 reserved a whole CPU of a 2-CPU node).
     actor_num_cpus: float = Field(default=0.01, ge=0, le=1, description="CPU share reserved per org actor.")
     parse_num_cpus: float = Field(default=0.5, gt=0, le=8, description="CPU share of one parsing task.")
+    parse_priority: Literal["nice", "idle", "normal"] = Field(
+        default="nice", description="How parse workers yield the CPU to saves and sync: nice 19, SCHED_IDLE, or as is."
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -227,6 +227,8 @@ async def scenario(cluster: Cluster, workers: list[Any], pages: PageServer, data
         fetch_allow_hosts=pages.host_port,
         sweep_interval=2.0,
         fetch_timeout=10.0,
+        # Summaries from a deployment on the "GPU" head, as a model's would be in production.
+        summarizer="serve",
     )
     start_summarizer(settings)
     for index, org in enumerate(ORGS):

@@ -21,7 +21,7 @@ from tests.integration.conftest import log_of, outcome_counts, wait_for
 from tests.pages import article_ids
 
 from linkproc_ray.adapters.actors import backend_handle, backend_name, processor_handle, processor_name
-from linkproc_ray.adapters.processor import cpu_runner
+from linkproc_ray.adapters.batch import cpu_runner
 from linkproc_ray.config import NAMESPACE, Settings
 from linkproc_ray.errors import ParseTimeout
 from linkproc_ray.summarize.extractive import ExtractiveSummarizer
@@ -69,7 +69,7 @@ def test_killing_the_processor_during_summarization_resumes_the_link_once(
 ):
     # The org's actors are created first with a slow summarizer; the ingress then finds them.
     custom = settings.model_copy(
-        update={"summarizer_deployment": "SlowSummarizer", "serve_app_name": slow_summarizer_app}
+        update={"summarizer": "serve", "summarizer_deployment": "SlowSummarizer", "serve_app_name": slow_summarizer_app}
     )
     ray.get(backend_handle(org, custom).stats.remote())
     ray.get(processor_handle(org, custom).stats.remote())

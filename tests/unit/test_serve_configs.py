@@ -9,10 +9,11 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from linkproc_ray.adapters.serve import make_summarizer
+from linkproc_ray.adapters.serve import MODEL_SUMMARIZERS
 from linkproc_ray.config import load_settings
 from linkproc_ray.errors import ConfigError
 from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.factory import make_summarizer
 from linkproc_ray.summarize.openai import OpenAISummarizer
 from linkproc_ray.summarize.vllm import VLLMSummarizer
 
@@ -36,7 +37,6 @@ def test_config_is_a_valid_serve_deploy_schema(name: str) -> None:
     assert app.import_path == "linkproc_ray.adapters.serve:build_app"
     deployments = _deployments(schema)
     assert deployments["Ingress"].max_ongoing_requests == 100
-    assert deployments["Summarizer"].autoscaling_config["min_replicas"] >= 1
     assert app.logging_config.enable_access_log is False
 
 
@@ -47,10 +47,21 @@ def test_config_args_are_valid_settings(name: str) -> None:
 
 
 def test_only_the_gpu_config_asks_for_a_gpu() -> None:
-    local = _deployments(_load("serve_config.yaml"))["Summarizer"].ray_actor_options
-    gpu = _deployments(_load("serve_config.gpu.yaml"))["Summarizer"].ray_actor_options
-    assert not local.num_gpus
-    assert gpu.num_gpus == 1
+    local = _deployments(_load("serve_config.yaml"))
+    gpu = _deployments(_load("serve_config.gpu.yaml"))["Summarizer"]
+    assert not any(getattr(d.ray_actor_options, "num_gpus", None) for d in local.values())
+    assert gpu.ray_actor_options.num_gpus == 1
+    assert gpu.autoscaling_config["min_replicas"] >= 1
+
+
+def test_each_config_lists_exactly_the_deployments_its_app_builds() -> None:
+    # Serve refuses a config naming a deployment the app does not have: the
+    # extractive app has no Summarizer (it runs in batch tasks), a model's app has one.
+    for name in CONFIGS:
+        (app,) = _load(name).applications
+        settings = load_settings(**app.args)
+        expected = {"Ingress"} | ({"Summarizer"} if settings.summarizer in MODEL_SUMMARIZERS else set())
+        assert set(_deployments(_load(name))) == expected
 
 
 def test_local_config_serves_the_extractive_summarizer() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,7 +24,7 @@ from linkproc_ray.core.events import EventArgs, NewEvent, PullResult, PushResult
 from linkproc_ray.core.limits import DEFAULT_PULL_LIMIT
 from linkproc_ray.core.store import EventStore
 from linkproc_ray.core.types import JSON
-from linkproc_ray.errors import ActorEvicted, LinkprocError
+from linkproc_ray.errors import ActorEvicted, LinkprocError, Unavailable
 from linkproc_ray.sync.backend import SyncBackend
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ class _Hibernating:
         self._closing = False
         self._evictor: asyncio.Task[None] | None = None
         org_metrics().record(org, "woke", {"actor": kind})
+
+    async def loaded_modules(self) -> list[str]:
+        """Top-level modules this actor's process has imported: heavy imports show here (and are tested for)."""
+        return sorted({name.partition(".")[0] for name in list(sys.modules)})
 
     def _check_open(self) -> None:
         if self._closing:
@@ -218,14 +223,22 @@ class NamedActor:
     from its files if it is gone.
     """
 
-    def __init__(self, lookup: Callable[[], Any], *, attempts: int = 5, backoff: Backoff = Backoff(0.3, 3.0)) -> None:
+    def __init__(
+        self, lookup: Callable[[], Any], *, patience: float = 15.0, backoff: Backoff = Backoff(0.2, 2.0)
+    ) -> None:
         self._lookup = lookup
         self._handle: Any = None
-        self._attempts = attempts
+        self._patience = patience
         self._backoff = backoff
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        for attempt in range(self._attempts):
+        """Call ``method``, retrying for up to ``patience`` seconds while the actor restarts or wakes.
+
+        Past that, :class:`Unavailable` (503): the caller may retry later; nothing was lost.
+        """
+        deadline = time.monotonic() + self._patience
+        attempt = 0
+        while True:
             if self._handle is None:
                 self._handle = self._lookup()
             ref = getattr(self._handle, method).remote(*args, **kwargs)
@@ -236,19 +249,21 @@ class NamedActor:
                 # keep its backend "followed" (and awake) for up to its wait.
                 ray.cancel(ref)
                 raise
-            except (RayActorError, ActorEvicted):
+            except (RayActorError, ActorEvicted) as exc:
                 self._handle = None
-                if attempt == self._attempts - 1:
-                    raise
+                if time.monotonic() >= deadline:
+                    raise Unavailable(
+                        f"{method}: the org's actor did not come back within {self._patience:g} s"
+                    ) from exc
                 log.info("actor unavailable for %s; retrying (%d)", method, attempt + 1)
                 await asyncio.sleep(self._backoff.delay(attempt))
+                attempt += 1
             except RayTaskError as exc:
                 # Our own errors travel as themselves: their message, not the
                 # remote traceback Ray wraps them in, reaches HTTP clients.
                 if isinstance(exc.cause, LinkprocError):
                     raise exc.cause from None
                 raise
-        raise AssertionError("unreachable")
 
 
 class ActorBackend:

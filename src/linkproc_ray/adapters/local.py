@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import ray
 from ray import serve
 
 from linkproc_ray.adapters.serve import build_app
 from linkproc_ray.config import NAMESPACE, Settings
+
+RAY_SYSTEM_CONFIG: dict[str, Any] = {
+    # Ray kills idle workers above its soft limit (one per CPU) after 1 s; a burst's
+    # parse workers then start again, and each pays the parser's imports anew.
+    "idle_worker_killing_time_threshold_ms": 60_000,
+}
+"""Ray settings of a local cluster (``ray start --system-config`` takes the same as JSON on a cluster)."""
 
 
 def start_local(settings: Settings, *, host: str, port: int, num_cpus: int | None, metrics_port: int) -> None:
@@ -22,6 +30,7 @@ def start_local(settings: Settings, *, host: str, port: int, num_cpus: int | Non
         include_dashboard=False,
         logging_level=logging.WARNING,
         _metrics_export_port=metrics_port,
+        _system_config=RAY_SYSTEM_CONFIG,
     )
     serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
     serve.run(build_app(), name=settings.serve_app_name, route_prefix="/")

@@ -1,28 +1,29 @@
-"""The processor's Ray-side parts: parse tasks, the Serve summarizer client, and the wiring.
+"""The processor's Ray-side parts: its summarizer (a batch task or a Serve deployment) and the wiring.
 
 Kept apart from :mod:`linkproc_ray.adapters.actors` so that only processor actors load
-the pipeline (lxml, trafilatura, the Serve client).
+the fetcher. Parsing and the extractive summary run in batch tasks, by name, so the
+processor itself never loads lxml, BeautifulSoup or trafilatura; Ray Serve's client is
+loaded only when a model deployment summarizes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import ray
-from ray import serve
 
+from linkproc_ray.adapters.batch import cpu_runner
 from linkproc_ray.adapters.metrics import org_metrics
 from linkproc_ray.config import Settings
 from linkproc_ray.core.store import EventStore
-from linkproc_ray.errors import AIError, AITimeout, LinkprocError, ParseTimeout
+from linkproc_ray.errors import AIError, AITimeout, LinkprocError
 from linkproc_ray.pipeline.enricher import Enricher, Lanes
 from linkproc_ray.pipeline.fetch import Fetcher, FetchLimits
 from linkproc_ray.pipeline.ssrf import FetchPolicy
-from linkproc_ray.summarize.extractive import ExtractiveSummarizer
+from linkproc_ray.summarize.extractive import EXTRACTIVE_MODEL
 from linkproc_ray.summarize.fallback import FallbackSummarizer
 from linkproc_ray.summarize.protocol import Summarizer, Summary, SummaryRequest
 from linkproc_ray.sync.ports import BackendPort
@@ -37,14 +38,15 @@ def build_processor(org: str, settings: Settings, backend: BackendPort) -> LinkP
         FetchPolicy.from_allow_list(s.fetch_allow_hosts),
         FetchLimits(total_timeout=s.fetch_timeout, max_bytes=s.fetch_max_bytes, max_redirects=s.fetch_max_redirects),
     )
+    run_cpu = cpu_runner(s.parse_num_cpus, s.parse_priority)
     enricher = Enricher(
         fetcher,
-        summarizer_for(s, on_fallback=lambda code: record("fallback", {"error": code})),
-        run_cpu=cpu_runner(s.parse_num_cpus),
+        summarizer_for(s, run_cpu, on_fallback=lambda code: record("fallback", {"error": code})),
+        run_cpu=run_cpu,
         lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency),
     )
     return LinkProcessor(
-        EventStore(s.org_dir(org) / "processor.sqlite", keep_log=False),
+        EventStore(s.org_dir(org) / "processor.sqlite", keep_log=False, durable=False),
         backend,
         enricher,
         client_id=f"link-processor:{org}",
@@ -53,39 +55,25 @@ def build_processor(org: str, settings: Settings, backend: BackendPort) -> LinkP
     )
 
 
-@ray.remote(max_retries=1)
-def _run_cpu_task(fn: Callable[..., Any], timeout: float, *args: Any) -> Any:
-    # The clock starts when the task runs, not while it waits for a CPU: an
-    # interval timer interrupts the function itself (tasks run on the worker's
-    # main thread, where Python delivers signals).
-    def expire(signum: int, frame: object) -> None:
-        raise ParseTimeout(f"{getattr(fn, '__name__', 'step')} took longer than {timeout:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        return fn(*args)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+EXTRACTIVE_SUMMARY: Final = "linkproc_ray.summarize.extractive:summarize_extractive"
 
 
-def cpu_runner(num_cpus: float) -> Callable[..., Awaitable[Any]]:
-    """Run CPU-heavy steps as stateless Ray tasks spread over the cluster's CPUs."""
+class TaskSummarizer:
+    """The extractive summarizer as a batch CPU task: off the processor's event loop, at batch priority."""
 
-    async def run(fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
-        ref = _run_cpu_task.options(num_cpus=num_cpus).remote(fn, timeout, *args)
-        try:
-            return await ref
-        except asyncio.CancelledError:
-            ray.cancel(ref, force=True)
-            raise
+    model = EXTRACTIVE_MODEL
 
-    return run
+    def __init__(self, run_cpu: Callable[..., Awaitable[Any]], timeout: float) -> None:
+        self._run_cpu = run_cpu
+        self._timeout = timeout
+
+    async def summarize(self, request: SummaryRequest) -> Summary:
+        summary: Summary = await self._run_cpu(EXTRACTIVE_SUMMARY, request, timeout=self._timeout)
+        return summary
 
 
 class ServeSummarizer:
-    """The summarizer Serve deployment behind the core :class:`Summarizer` protocol."""
+    """A summarizer Serve deployment (a model) behind the core :class:`Summarizer` protocol."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -94,6 +82,8 @@ class ServeSummarizer:
 
     async def summarize(self, request: SummaryRequest) -> Summary:
         if self._handle is None:
+            from ray import serve  # only processors that call a model deployment load Serve's client
+
             self._handle = serve.get_deployment_handle(
                 self.settings.summarizer_deployment, app_name=self.settings.serve_app_name
             )
@@ -110,11 +100,13 @@ class ServeSummarizer:
         return result
 
 
-def summarizer_for(settings: Settings, *, on_fallback: Callable[[str], None] | None = None) -> Summarizer:
-    """The processor's summarizer: the Serve deployment, with the extractive fallback for models."""
-    remote = ServeSummarizer(settings)
+def summarizer_for(
+    settings: Settings, run_cpu: Callable[..., Awaitable[Any]], *, on_fallback: Callable[[str], None] | None = None
+) -> Summarizer:
+    """The processor's summarizer: extractive in batch tasks, or a model deployment with the extractive fallback."""
+    extractive = TaskSummarizer(run_cpu, settings.summarizer_timeout)
     if settings.summarizer == "extractive":
-        return remote
+        return extractive
     return FallbackSummarizer(
-        remote, ExtractiveSummarizer(), timeout=settings.summarizer_timeout, on_fallback=on_fallback
+        ServeSummarizer(settings), extractive, timeout=settings.summarizer_timeout, on_fallback=on_fallback
     )

@@ -24,14 +24,17 @@ from linkproc_ray.summarize.vllm import VLLMSummarizer
 
 log = logging.getLogger(__name__)
 
+MODEL_SUMMARIZERS = frozenset({"vllm", "openai"})
+"""Summarizers this app deploys as its own ``Summarizer`` deployment."""
+
 
 @serve.deployment(name="Ingress", max_ongoing_requests=100, ray_actor_options={"num_cpus": 0.1})
 @serve.ingress()
 class Ingress:
     """HTTP and WebSocket front door; every route checks the JWT and the org."""
 
-    def __init__(self, summarizer: DeploymentHandle[Any], settings: dict[str, Any]) -> None:
-        # The summarizer handle is bound only so that one application deploys both.
+    def __init__(self, summarizer: DeploymentHandle[Any] | None, settings: dict[str, Any]) -> None:
+        # A model's summarizer handle is bound only so that one application deploys both.
         del summarizer
         self.settings = Settings(**settings)
 
@@ -82,6 +85,9 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     TokenVerifier(settings)  # a bad key or secret fails here, at deploy time, naming the setting
     plain = settings.to_actor_args()
+    # Only a model needs a Summarizer deployment: the extractive summarizer runs in the
+    # processors' batch tasks, and "serve" names a deployment the operator runs.
+    model = SummarizerDeployment.bind(plain) if settings.summarizer in MODEL_SUMMARIZERS else None  # type: ignore[attr-defined]
     # serve.deployment turns each class into a Deployment; mypy only sees the class.
-    app: Application = Ingress.bind(SummarizerDeployment.bind(plain), plain)  # type: ignore[attr-defined]
+    app: Application = Ingress.bind(model, plain)  # type: ignore[attr-defined]
     return app

@@ -97,7 +97,7 @@ class SyncSession:
             closing = await self._session()
         except WebSocketDisconnect:
             return
-        except Exception:
+        except Exception:  # session boundary: any failure closes only this socket
             log.exception("sync session of %s failed", self.org)
             closing = Closing(
                 CLOSE_SERVER_ERROR,

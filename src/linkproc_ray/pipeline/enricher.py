@@ -8,19 +8,24 @@ never starves fetching.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 from linkproc_ray.errors import ParseTimeout
 from linkproc_ray.pipeline.fetch import FetchedPage
-from linkproc_ray.pipeline.parse import ParsedPage, parse_page
+from linkproc_ray.pipeline.page import ParsedPage
 from linkproc_ray.summarize.protocol import Summarizer, Summary, SummaryRequest
 
-T = TypeVar("T")
+Step = str | Callable[..., Any]
+"""A CPU-bound function, or its name as ``"module:function"``: a name is imported only where the step runs."""
+
+PARSE_PAGE: Final = "linkproc_ray.pipeline.parse:parse_page"
+"""The parser, by name: the processor never loads lxml, BeautifulSoup or trafilatura; the parse worker does."""
 
 CpuRunner = Callable[..., Awaitable[Any]]
-"""``await run_cpu(fn, *args, timeout=s)`` runs a picklable top-level function off the event loop.
+"""``await run_cpu(step, *args, timeout=s)`` runs a :data:`Step` off the event loop.
 
 ``timeout`` bounds the function's own run; raising :class:`ParseTimeout`
 past it. Time spent queued for a CPU is backpressure, not a failure.
@@ -31,15 +36,33 @@ class PageFetcher(Protocol):
     async def fetch(self, url: str) -> FetchedPage: ...
 
 
-async def run_inline(fn: Callable[..., T], *args: Any, timeout: float) -> T:
+def resolve(step: Step) -> Callable[..., Any]:
+    """The function a :data:`Step` names (imported here, in the process that runs it)."""
+    if callable(step):
+        return step
+    module, _, name = step.partition(":")
+    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return function
+
+
+def call_step(step: Step, *args: Any) -> Any:
+    """Run a step in this process: what a process pool is handed (a top-level function of plain data)."""
+    return resolve(step)(*args)
+
+
+def step_name(step: Step) -> str:
+    return step if isinstance(step, str) else getattr(step, "__name__", "step")
+
+
+async def run_inline(step: Step, *args: Any, timeout: float) -> Any:
     """A :data:`CpuRunner` for tests and tools: a worker thread of this process.
 
     A thread cannot be stopped, so past ``timeout`` its result is abandoned.
     """
     try:
-        return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
+        return await asyncio.wait_for(asyncio.to_thread(call_step, step, *args), timeout)
     except TimeoutError:
-        raise ParseTimeout(f"{getattr(fn, '__name__', 'step')} took longer than {timeout:g} s") from None
+        raise ParseTimeout(f"{step_name(step)} took longer than {timeout:g} s") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +92,20 @@ class Enricher:
         self._summarize_lane = asyncio.Semaphore(lanes.summarize)
         self._parse_timeout = parse_timeout
 
-    async def fetch(self, url: str) -> tuple[FetchedPage, ParsedPage]:
-        """The page and what it says; raises typed :class:`FetchError`."""
+    async def fetch(
+        self, url: str, *, on_admitted: Callable[[], Awaitable[None]] | None = None
+    ) -> tuple[FetchedPage, ParsedPage]:
+        """The page and what it says; raises typed :class:`FetchError`.
+
+        ``on_admitted`` runs once the fetch lane admitted the link, before the
+        fetch: the processor marks the link Started only then, so links
+        waiting for a lane spend no attempt.
+        """
         async with self._fetch_lane:
+            if on_admitted is not None:
+                await on_admitted()
             page = await self.fetcher.fetch(url)
-            parsed: ParsedPage = await self._run_cpu(parse_page, page.html, page.url, timeout=self._parse_timeout)
+            parsed: ParsedPage = await self._run_cpu(PARSE_PAGE, page.html, page.url, timeout=self._parse_timeout)
             return page, parsed
 
     async def summarize(self, request: SummaryRequest) -> Summary:

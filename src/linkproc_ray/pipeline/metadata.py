@@ -31,6 +31,7 @@ from bs4 import BeautifulSoup
 from bs4.element import Tag
 
 from linkproc_ray.core.limits import MAX_URL_LENGTH
+from linkproc_ray.pipeline.page import PageMetadata
 
 MAX_TITLE = 300
 MAX_DESCRIPTION = 1000
@@ -58,18 +59,6 @@ _ARTICLE_TYPES = frozenset(
 _SITE_TYPES = frozenset({"website", "organization", "newsmediaorganization"})
 _JSON_LD_MAX_NODES = 2000  # bounds the walk over hostile or huge JSON-LD
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class PageMetadata:
-    """What a link preview shows; every field is optional."""
-
-    title: str | None = None
-    description: str | None = None
-    image: str | None = None
-    favicon: str | None = None
-    site_name: str | None = None
-    canonical_url: str | None = None
 
 
 @dataclass

@@ -145,7 +145,7 @@ class _Feed:
                         subscriber.offer(PullResult(events=[], head=position))
                     continue
                 result = await self.backend.pull(position, self._page, self._wait)
-            except Exception as exc:
+            except Exception as exc:  # loop boundary: retry, then tell the subscribers
                 failures += 1
                 log.warning("follow loop of %s failed (%d)", self.org, failures, exc_info=True)
                 if failures >= self._max_failures:
