@@ -1058,6 +1058,7 @@ MACHINERY_KEYS = (
     "duplicates",
     "lost",
     "not_created",
+    "follower_out_of_order",
     "failed",
     "seconds",
     "posts_per_s",
