@@ -352,7 +352,8 @@ def test_hostile_content_is_text_and_no_script_runs(context, serve_url, make_tok
             fetchedAt=ev.utc_now(),
         ),
     )
-    hostile_id = api.get("/links").json()["links"][1]["id"]
+    expect(tab.rows).to_have_count(2, timeout=SHORT)
+    hostile_id = next(link["id"] for link in api.get("/links").json()["links"] if link["url"] == url)
     expect(tab.row(hostile_id).locator(".badge")).to_have_text("completed", timeout=PROCESSED)
     expect(tab.row(pushed_id).locator(".title")).to_contain_text("<svg onload=alert(8)>", timeout=SHORT)
 

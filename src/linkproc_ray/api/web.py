@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib.resources import files
+from pathlib import PurePath
 from typing import Annotated, Final
 
 from fastapi import FastAPI, Path, Request
@@ -76,7 +77,7 @@ def load_web_files() -> dict[str, WebFile]:
     """Every file of the packaged ``web`` folder by name."""
     loaded: dict[str, WebFile] = {}
     for entry in (files("linkproc_ray.api") / "web").iterdir():
-        suffix = entry.name[entry.name.rfind(".") :]
+        suffix = PurePath(entry.name).suffix
         if not entry.is_file() or suffix not in CONTENT_TYPES:
             continue
         body = entry.read_bytes()

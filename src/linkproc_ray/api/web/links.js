@@ -129,7 +129,8 @@ export class LinkList {
     // Newer than the oldest loaded row, or everything is loaded: it belongs in view.
     const rows = [...this.links.values()];
     const oldest = rows.length ? rows[rows.length - 1] : null;
-    if (this.complete || (oldest && link.createdAt >= oldest.createdAt)) this.place(link, { append: false });
+    if (!this.complete && !(oldest && link.createdAt >= oldest.createdAt)) return; // it comes with a later page
+    this.place(link, { append: false });
     if (announce) this.ui.announce(`Saved: ${titleOf(link)}`);
     this.refreshView();
   }

@@ -12,7 +12,7 @@ export function backoffDelay(attempt, { initial = 1000, maximum = 30_000, factor
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-/** The link ids an event is about (none for events about tags alone). */
+/** The id of the link an event is about, or null (events about tags alone). */
 export function linkIdOf(event) {
   const args = event.args ?? {};
   if (typeof args.linkId === "string") return args.linkId;
