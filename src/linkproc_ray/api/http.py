@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linkproc_ray.api.auth import Principal, TokenVerifier, require_org_id
 from linkproc_ray.api.metrics import METRICS
+from linkproc_ray.api.web import add_web_routes
 from linkproc_ray.api.ws import add_sync_socket
 from linkproc_ray.core import events as ev
 from linkproc_ray.core.events import new_id, parse_push, utc_now
@@ -33,6 +34,9 @@ from linkproc_ray.core.types import JSON
 from linkproc_ray.core.urls import canonicalize_url, domain_of
 from linkproc_ray.errors import BatchTooLarge, InvalidURL, LinkprocError, MalformedBody, NotFound
 from linkproc_ray.sync.ports import Gateway, OrgBackend
+
+ProcessingFilter = Literal["none", "pending", "completed", "failed", "cancelled", "reprocess_requested"]
+"""A ``processing`` filter value of ``GET /links``: a processing status, or ``none`` for not started yet."""
 
 _STATUS_CODES: Final = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large"}
 """Codes for the statuses Starlette answers by itself (unknown route, wrong method)."""
@@ -166,12 +170,13 @@ def create_api() -> FastAPI:
     async def list_links(
         backend: Backend,
         status: Literal["unread", "completed"] | None = None,
+        processing: Annotated[list[ProcessingFilter] | None, Query()] = None,
         include_deleted: bool = False,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[int | None, Query(ge=0)] = None,
     ) -> JSON:
         links, next_cursor = await backend.list_links(
-            status=status, include_deleted=include_deleted, limit=limit, cursor=cursor
+            status=status, processing=processing, include_deleted=include_deleted, limit=limit, cursor=cursor
         )
         return {"links": links, "next_cursor": None if next_cursor is None else str(next_cursor)}
 
@@ -203,4 +208,5 @@ def create_api() -> FastAPI:
         return link
 
     add_sync_socket(api)
+    add_web_routes(api)
     return api

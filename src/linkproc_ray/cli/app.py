@@ -26,6 +26,14 @@ Token = Annotated[
 ]
 
 
+def page_url(host: str, port: int, token_value: str) -> str:
+    """The web page's address with the token in its fragment: it opens signed in, and no request or log carries it."""
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}/#token={token_value}"
+
+
 @app.command()
 def up(
     host: Annotated[str, typer.Option(help="Interface the HTTP ingress binds.")] = "127.0.0.1",
@@ -52,8 +60,11 @@ def up(
     console.print(
         f"metrics: http://{host}:{port}/metrics (ingress), http://127.0.0.1:{metrics_port}/metrics (Ray: orgs)"
     )
+    dev_token = issue_token(settings, org, ttl=3600)
     console.print(f"dev token for org {org!r} (1 h):")
-    print(issue_token(settings, org, ttl=3600), flush=True)
+    print(dev_token, flush=True)
+    console.print("the web page, signed in (the token rides in the fragment, which the browser never sends):")
+    print(page_url(host, port, dev_token), flush=True)
     console.print("Ctrl-C stops it.")
 
     stop = threading.Event()

@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS tag_suggestions (
     name TEXT NOT NULL,
     suggested_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS tag_suggestions_by_link ON tag_suggestions (link_id);
 """
 """The read tables; every replica creates exactly these."""
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -14,7 +15,15 @@ SELECT l.rowid AS row, l.id, l.url, l.domain, l.status, l.source, l.created_at, 
        l.deleted_at, p.status AS p_status, p.error AS p_error, p.attempts AS p_attempts,
        p.updated_at AS p_updated_at,
        s.title, s.description, s.image, s.favicon, s.site_name, s.canonical_url, s.fetched_at,
-       m.summary, m.model, m.summarized_at
+       m.summary, m.model, m.summarized_at,
+       (SELECT json_group_array(name) FROM
+           (SELECT t.name FROM link_tags AS lt JOIN tags AS t ON t.id = lt.tag_id
+            WHERE lt.link_id = l.id AND t.deleted_at IS NULL ORDER BY t.rowid)) AS tags_json,
+       (SELECT json_group_array(name) FROM
+           (SELECT ts.name FROM tag_suggestions AS ts WHERE ts.link_id = l.id AND ts.name NOT IN
+               (SELECT t.name FROM link_tags AS lt JOIN tags AS t ON t.id = lt.tag_id
+                WHERE lt.link_id = l.id AND t.deleted_at IS NULL)
+            GROUP BY ts.name ORDER BY MIN(ts.rowid))) AS suggested_json
 FROM links AS l
 LEFT JOIN link_processing_status AS p ON p.link_id = l.id
 LEFT JOIN link_snapshots AS s ON s.rowid =
@@ -24,6 +33,9 @@ LEFT JOIN link_summaries AS m ON m.rowid =
 """
 
 PENDING_STATUSES: Final = ("pending", "reprocess_requested")
+
+NOT_STARTED: Final = "none"
+"""The ``processing`` filter value for links the processor has not started (status ``null``)."""
 
 
 def link_json(row: JSON) -> JSON:
@@ -59,6 +71,8 @@ def link_json(row: JSON) -> JSON:
         },
         "metadata": metadata,
         "summary": summary,
+        "tags": json.loads(row["tags_json"]),
+        "suggestedTags": json.loads(row["suggested_json"]),
     }
 
 
@@ -78,11 +92,16 @@ async def list_links(
     store: EventStore,
     *,
     status: str | None = None,
+    processing: Collection[str] | None = None,
     include_deleted: bool = False,
     limit: int = 50,
     cursor: int | None = None,
 ) -> tuple[list[JSON], int | None]:
-    """Links newest first; ``cursor`` is the row after which the next page starts."""
+    """Links newest first; ``cursor`` is the row after which the next page starts.
+
+    ``processing`` keeps links whose processing status is one of these
+    (:data:`NOT_STARTED` for links the processor has not started).
+    """
     where: list[str] = []
     params: list[Any] = []
     if not include_deleted:
@@ -90,6 +109,13 @@ async def list_links(
     if status is not None:
         where.append("l.status = ?")
         params.append(status)
+    if processing:
+        stored = sorted(set(processing) - {NOT_STARTED})
+        either = [f"p.status IN ({', '.join('?' * len(stored))})"] if stored else []
+        if NOT_STARTED in processing:
+            either.append("p.status IS NULL")
+        where.append("(" + " OR ".join(either) + ")")
+        params.extend(stored)
     if cursor is not None:
         where.append("l.rowid < ?")
         params.append(cursor)
