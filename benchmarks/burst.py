@@ -801,12 +801,18 @@ class CpuMeter:
 
 
 def ray_processes() -> list[Any]:
-    """This node's Ray processes: the GCS, the raylet and everything it started (workers, actors, Serve)."""
-    import psutil
+    """This node's Ray processes of this session: its GCS, raylet and everything the raylet started.
 
+    Only this driver's session: other Ray clusters on the same machine (other
+    benchmarks, test suites) are not counted.
+    """
+    import psutil
+    import ray
+
+    session = ray._private.worker._global_node.session_name
     procs: dict[int, Any] = {}
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] in ("raylet", "gcs_server"):
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] in ("raylet", "gcs_server") and session in " ".join(proc.info["cmdline"] or ()):
             try:
                 procs[proc.pid] = proc
                 procs.update({p.pid: p for p in proc.children(recursive=True) if p.pid not in procs})

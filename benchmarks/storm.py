@@ -95,19 +95,21 @@ def org_actor_pids(orgs: Sequence[str]) -> dict[str, dict[str, int]]:
     return pids
 
 
-def actor_start_ms(orgs: Sequence[str]) -> dict[str, list[float]]:
-    """Per role, how long each org actor took from creation to alive (the GCS's own timestamps)."""
+def actor_start_ms(orgs: Sequence[str], first_post_epoch: dict[str, float]) -> dict[str, list[float]]:
+    """Per role, from an org's first save being sent to its actor being alive (the GCS's ``StartTime``)."""
     import ray
 
     from linkproc_ray.adapters.actors import backend_name, processor_name
 
-    roles = {backend_name(org): "backend" for org in orgs} | {processor_name(org): "processor" for org in orgs}
+    roles = {backend_name(org): (org, "backend") for org in orgs} | {
+        processor_name(org): (org, "processor") for org in orgs
+    }
     times: dict[str, list[float]] = {"backend": [], "processor": []}
     for actor in ray._private.state.actors().values():
-        role = roles.get(actor["Name"])
-        start, creation = actor.get("StartTime"), actor.get("CreationTaskStartTime")
-        if role and actor["State"] == "ALIVE" and start and creation:
-            times[role].append(float(creation - start))
+        if actor["Name"] in roles and actor["State"] == "ALIVE" and actor.get("StartTime"):
+            org, role = roles[actor["Name"]]
+            if org in first_post_epoch:
+                times[role].append(float(actor["StartTime"]) - first_post_epoch[org] * 1000)
     return times
 
 
@@ -170,7 +172,7 @@ async def storm(base: str, tokens: dict[str, str], urls: dict[str, list[str]], t
         posts: list[JSON] = []
 
         async def save(org: str, url: str) -> None:
-            sent = time.perf_counter()
+            sent, sent_epoch = time.perf_counter(), time.time()
             response = await http.post(
                 f"/v1/orgs/{org}/links", json={"url": url}, headers={"Authorization": f"Bearer {tokens[org]}"}
             )
@@ -181,6 +183,7 @@ async def storm(base: str, tokens: dict[str, str], urls: dict[str, list[str]], t
                     "status": response.status_code,
                     "id": body.get("id"),
                     "ms": (time.perf_counter() - sent) * 1000,
+                    "sent_epoch": sent_epoch,
                 }
             )
 
@@ -346,7 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = asyncio.run(storm(base, tokens, urls, options.timeout))
             sampler.stop()
             pids = org_actor_pids(orgs)
-            starts = actor_start_ms(orgs)
+            first_sent: dict[str, float] = {}
+            for post in outcome["posts"]:
+                first_sent[post["org"]] = min(first_sent.get(post["org"], post["sent_epoch"]), post["sent_epoch"])
+            starts = actor_start_ms(orgs, first_sent)
             memory = memory_by_role(pids)
             print(f"drained in {outcome['drain_s']:.1f} s; measuring idle CPU for {options.idle:.0f} s", flush=True)
             idle = idle_cpu_per_org(pids, options.idle)
