@@ -28,6 +28,8 @@ close 1011)::
     │   └── ConnectionLost            sync                 the SDK's live socket closed; it reconnects
     ├── Unavailable                   unavailable
     │   ├── StoreError                store                SQLite failed underneath the event store
+    │   │   ├── StorageFull           storage_full         507: the data dir's filesystem is full; nothing was stored
+    │   │   └── CorruptStore          store_corrupt        a file failed its integrity check (replicas rebuild)
     │   └── ActorEvicted              unavailable          the org actor is hibernating; look it up again
     ├── ConfigError                   config
     ├── StaleDecision                 stale_decision       a processing decision no longer holds
@@ -211,6 +213,27 @@ class StoreError(Unavailable):
     """SQLite failed underneath the event store."""
 
     code = "store"
+
+
+class StorageFull(StoreError):
+    """The data dir's filesystem is full: the write was rolled back, so nothing of it was stored.
+
+    The org answers again as soon as space is freed; nothing needs a restart.
+    """
+
+    code = "storage_full"
+    http_status = 507
+    http_error = "storage_full"
+
+
+class CorruptStore(StoreError):
+    """A SQLite file failed its integrity check at open (or SQLite found it damaged later).
+
+    A replica is moved aside and rebuilt from the log; a backend's log needs a
+    restore from a backup (README "Backups").
+    """
+
+    code = "store_corrupt"
 
 
 class ActorEvicted(Unavailable):

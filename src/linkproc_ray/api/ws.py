@@ -134,7 +134,7 @@ class SyncSession:
             async for page in subscription.pages():
                 METRICS.events_pulled.inc(len(page.events))
                 await self._send({"type": "events", "events": [e.to_json() for e in page.events], "head": page.head})
-        except RequestError as exc:
+        except (RequestError, Unavailable) as exc:
             return Closing.for_error(exc)
         raise AssertionError("a subscription's pages never end")
 
@@ -154,6 +154,10 @@ class SyncSession:
                     raise BatchTooLarge(f"a frame holds at most {MAX_BODY_BYTES} bytes")
                 await self._answer(self._decode(text), subscription)
             except RequestError as exc:
+                return Closing.for_error(exc)
+            except Unavailable as exc:
+                # A full disk or a damaged log: the error frame names the cause, the close says server error.
+                log.warning("sync socket of %s closed: %s", self.org, exc)
                 return Closing.for_error(exc)
 
     @staticmethod

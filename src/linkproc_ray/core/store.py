@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +22,9 @@ import aiosqlite
 from linkproc_ray.core.events import Event, NewEvent
 from linkproc_ray.core.materialize import SCHEMA, TABLES, statements_for
 from linkproc_ray.core.types import JSON
-from linkproc_ray.errors import StoreError
+from linkproc_ray.errors import CorruptStore, StorageFull, StoreError
+
+log = logging.getLogger(__name__)
 
 _LOG_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
@@ -129,6 +133,11 @@ class EventStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with _mapped_errors("open"):
             db = await aiosqlite.connect(self.path, isolation_level=None)
+            try:
+                await self._check_integrity(db)
+            except BaseException:
+                await db.close()
+                raise
             for pragma in (*_PRAGMAS, f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}"):
                 await db.execute(pragma)
             await db.executescript(
@@ -149,6 +158,33 @@ class EventStore:
         EventStore.opened += 1
         self._head = int(await self.get_meta("head") or 0)
         return self
+
+    async def _check_integrity(self, db: aiosqlite.Connection) -> None:
+        """``PRAGMA quick_check`` before anything else touches the file: damage is found at open, not mid-push."""
+        try:
+            async with db.execute("PRAGMA quick_check") as cursor:
+                problems = [str(row[0]) for row in await cursor.fetchall() if row[0] != "ok"]
+        except sqlite3.DatabaseError as exc:
+            problems = [str(exc)]
+        if problems:
+            name = Path(self.path).name
+            log.critical("%s failed its integrity check: %s", self.path, "; ".join(problems[:5]))
+            raise CorruptStore(f"{name} failed its integrity check: {problems[0]}")
+
+    async def open_or_rebuild(self) -> EventStore:
+        """Open a replica; a damaged file is moved aside (kept for inspection) and an empty one opened.
+
+        Only for a store that is a replica of another's log (the processor's):
+        it refills by pulling that log from the start.
+        """
+        if self.keep_log or self.keep_pending:
+            raise StoreError("only a replica without its own log may be rebuilt")
+        try:
+            return await self.open()
+        except CorruptStore:
+            aside = move_aside(Path(self.path))
+            log.error("replica %s was damaged: moved to %s; rebuilding it from the log", self.path, aside)
+            return await self.open()
 
     async def close(self) -> None:
         if self._reader is not None and self._reader is not self._db:
@@ -172,11 +208,14 @@ class EventStore:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                await db.execute("COMMIT")
             except BaseException:
                 self._head = head_before
-                await db.execute("ROLLBACK")
+                # A full disk can make SQLite roll back by itself, and a failed
+                # COMMIT leaves the transaction open: end it only if it is open.
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
                 raise
-            await db.execute("COMMIT")
 
     async def apply(self, db: aiosqlite.Connection, events: Iterable[Event]) -> None:
         """Append (if keeping the log) and materialize events inside an open transaction.
@@ -287,8 +326,48 @@ class EventStore:
         return out
 
 
+def move_aside(path: Path) -> Path:
+    """Rename a damaged database (and its WAL) out of the way, keeping it; returns its new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.rename(f"{aside}{suffix}")
+    Path(f"{path}-shm").unlink(missing_ok=True)
+    return aside
+
+
+def copy_database(source: Path, target: Path) -> int:
+    """A consistent copy of a live SQLite file through SQLite's online backup API; returns the copy's head.
+
+    The copy is one snapshot (writers go on meanwhile), checked with
+    ``PRAGMA integrity_check`` before it counts. Any old ``target`` is overwritten.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _mapped_errors("backup"):
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            dst = sqlite3.connect(target)
+            try:
+                src.backup(dst)
+                problems = [row[0] for row in dst.execute("PRAGMA integrity_check") if row[0] != "ok"]
+                if problems:
+                    raise CorruptStore(f"the copy of {source.name} failed its integrity check: {problems[0]}")
+                row = dst.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    return int(row[0]) if row else 0
+
+
 class _mapped_errors:
-    """Turn every ``sqlite3`` error into :class:`StoreError`, in one place."""
+    """Turn every ``sqlite3`` error into :class:`StoreError`, in one place.
+
+    A full disk becomes :class:`StorageFull` and a damaged file :class:`CorruptStore`,
+    read from SQLite's own result code, never from its message.
+    """
 
     def __init__(self, operation: str) -> None:
         self.operation = operation
@@ -297,5 +376,12 @@ class _mapped_errors:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is not None and isinstance(exc, sqlite3.Error):
-            raise StoreError(f"sqlite {self.operation} failed: {exc}") from exc
+        if exc is None or not isinstance(exc, sqlite3.Error):
+            return
+        primary = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if primary == sqlite3.SQLITE_FULL:
+            raise StorageFull(f"sqlite {self.operation} failed: the data dir's disk is full") from exc
+        if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            log.critical("sqlite %s found a damaged database: %s", self.operation, exc)
+            raise CorruptStore(f"sqlite {self.operation} failed: {exc}") from exc
+        raise StoreError(f"sqlite {self.operation} failed: {exc}") from exc

@@ -144,7 +144,8 @@ class LinkProcessor:
         await asyncio.shield(self._boot)
 
     async def _do_boot(self) -> None:
-        await self.store.open()
+        # The replica holds nothing the backend's log does not: a damaged file is rebuilt from it.
+        await self.store.open_or_rebuild()
         session = await self.store.get_meta("session_id")
         if session is None:
             session = new_id()
