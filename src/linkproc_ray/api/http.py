@@ -10,12 +10,14 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
+from linkproc_ray.api import schema
 from linkproc_ray.api.auth import Principal, TokenVerifier, require_org_id
 from linkproc_ray.api.metrics import METRICS
 from linkproc_ray.api.web import add_web_routes
@@ -25,9 +27,11 @@ from linkproc_ray.core.events import new_id, parse_push, utc_now
 from linkproc_ray.core.limits import (
     DEFAULT_PULL_LIMIT,
     MAX_BODY_BYTES,
+    MAX_ID_LENGTH,
     MAX_LINK_BODY_BYTES,
     MAX_PULL_LIMIT,
     MAX_PULL_WAIT,
+    MAX_SEQ,
     MAX_URL_LENGTH,
 )
 from linkproc_ray.core.types import JSON
@@ -59,9 +63,11 @@ def linkproc_error_response(exc: LinkprocError) -> JSONResponse:
 
 
 class NewLink(BaseModel):
+    """``POST /links``: an absolute http(s) URL, optionally where it came from."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
+    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra=schema.URL_FIELD)
     source: str | None = Field(default=None, max_length=100)
 
 
@@ -82,13 +88,19 @@ def principal_for(request: Request, org: str) -> Principal:
     return principal
 
 
-async def org_backend(request: Request, org: str) -> OrgBackend:
+OrgId = Annotated[
+    str, Path(description="The organization: the token's `orgId`.", json_schema_extra=schema.ORG_PARAMETER)
+]
+
+
+async def org_backend(request: Request, org: OrgId) -> OrgBackend:
     principal_for(request, org)
     gateway: Gateway = request.app.state.gateway
     return await gateway.backend(org)
 
 
 Backend = Annotated[OrgBackend, Depends(org_backend)]
+LinkId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The link's id.")]
 
 
 async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
@@ -107,6 +119,18 @@ async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
         return json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # Thousands of nested brackets fit in a small body; the parser gives up, the server must not.
+        raise MalformedBody("body is nested too deeply to be parsed") from None
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path takes: Starlette's own 405 names only the first route's (GET, not POST)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 def create_api() -> FastAPI:
@@ -126,21 +150,28 @@ def create_api() -> FastAPI:
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "invalid_request")
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
-    @api.get("/healthz")
+    @api.get("/healthz", operation_id="healthz", responses={200: {"model": schema.Health}})
     async def healthz() -> JSON:
         return {"status": "ok"}
 
-    @api.get("/metrics", response_class=PlainTextResponse)
+    @api.get("/metrics", operation_id="metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         body, content_type = METRICS.render()
         return Response(body, media_type=content_type)
 
-    @api.get("/v1/orgs/{org}/events")
+    @api.get(
+        "/v1/orgs/{org}/events",
+        operation_id="pull_events",
+        responses={200: {"model": schema.Pulled}, **schema.responses()},
+    )
     async def pull_events(
         backend: Backend,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PULL_LIMIT)] = DEFAULT_PULL_LIMIT,
         wait: Annotated[float, Query(ge=0, le=MAX_PULL_WAIT)] = 0,
     ) -> JSON:
@@ -148,14 +179,32 @@ def create_api() -> FastAPI:
         METRICS.events_pulled.inc(len(result.events))
         return {"events": [e.to_json() for e in result.events], "head": result.head}
 
-    @api.post("/v1/orgs/{org}/events")
+    @api.post(
+        "/v1/orgs/{org}/events",
+        operation_id="push_events",
+        openapi_extra=schema.request_body(schema.PUSH_BODY),
+        responses={
+            200: {"model": schema.Pushed},
+            **schema.responses(schema.MALFORMED, schema.SERVER_AHEAD, schema.TOO_LARGE, schema.INVALID, writes=True),
+        },
+    )
     async def push_events(request: Request, backend: Backend) -> JSON:
         parent, events = parse_push(await read_json_body(request))
         result = await backend.push(parent, events)
         METRICS.events_pushed.inc(len(events))
         return {"head": result.head, "seqs": result.seqs}
 
-    @api.post("/v1/orgs/{org}/links", status_code=201)
+    @api.post(
+        "/v1/orgs/{org}/links",
+        operation_id="create_link",
+        status_code=201,
+        openapi_extra=schema.request_body(NewLink.model_json_schema()),
+        responses={
+            201: {"model": schema.Link, "description": "A new link.", "links": schema.LINK_LINKS},
+            200: {"model": schema.Link, "description": "The same URL is saved already.", "links": schema.LINK_LINKS},
+            **schema.responses(schema.MALFORMED, schema.TOO_LARGE, schema.INVALID, writes=True),
+        },
+    )
     async def create_link(request: Request, backend: Backend) -> JSONResponse:
         body = await read_json_body(request, limit=MAX_LINK_BODY_BYTES)
         try:
@@ -166,14 +215,18 @@ def create_api() -> FastAPI:
         link, created = await backend.create_link(url, domain_of(url), new.source, new_id())
         return JSONResponse(link, status_code=201 if created else 200)
 
-    @api.get("/v1/orgs/{org}/links")
+    @api.get(
+        "/v1/orgs/{org}/links",
+        operation_id="list_links",
+        responses={200: {"model": schema.LinkPage}, **schema.responses()},
+    )
     async def list_links(
         backend: Backend,
         status: Literal["unread", "completed"] | None = None,
         processing: Annotated[list[ProcessingFilter] | None, Query()] = None,
         include_deleted: bool = False,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: Annotated[int | None, Query(ge=0)] = None,
+        cursor: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     ) -> JSON:
         links, next_cursor = await backend.list_links(
             status=status, processing=processing, include_deleted=include_deleted, limit=limit, cursor=cursor
@@ -186,21 +239,34 @@ def create_api() -> FastAPI:
             raise NotFound(f"no link {link_id!r}")
         return link
 
-    @api.get("/v1/orgs/{org}/links/{link_id}")
-    async def get_link(backend: Backend, link_id: str) -> JSON:
+    @api.get(
+        "/v1/orgs/{org}/links/{link_id}",
+        operation_id="get_link",
+        responses={200: {"model": schema.Link, "links": schema.LINK_LINKS}, **schema.responses(schema.NOT_FOUND)},
+    )
+    async def get_link(backend: Backend, link_id: LinkId) -> JSON:
         link = await backend.get_link(link_id)
         if link is None:
             raise NotFound(f"no link {link_id!r}")
         return link
 
-    @api.post("/v1/orgs/{org}/links/{link_id}/reprocess", status_code=202)
-    async def reprocess_link(backend: Backend, link_id: str) -> JSON:
+    @api.post(
+        "/v1/orgs/{org}/links/{link_id}/reprocess",
+        operation_id="reprocess_link",
+        status_code=202,
+        responses={202: {"model": schema.Link}, **schema.responses(schema.NOT_FOUND, writes=True)},
+    )
+    async def reprocess_link(backend: Backend, link_id: LinkId) -> JSON:
         await live_link(backend, link_id)
         await backend.append([ev.LinkReprocessRequested(linkId=link_id, requestedAt=utc_now())])
         return await live_link(backend, link_id)
 
-    @api.delete("/v1/orgs/{org}/links/{link_id}")
-    async def delete_link(backend: Backend, link_id: str) -> JSON:
+    @api.delete(
+        "/v1/orgs/{org}/links/{link_id}",
+        operation_id="delete_link",
+        responses={200: {"model": schema.Link}, **schema.responses(schema.NOT_FOUND, writes=True)},
+    )
+    async def delete_link(backend: Backend, link_id: LinkId) -> JSON:
         await live_link(backend, link_id)
         await backend.append([ev.LinkDeleted(id=link_id, deletedAt=utc_now())])
         link = await backend.get_link(link_id)

@@ -168,6 +168,8 @@ class SyncSession:
             message = json.loads(text)
         except json.JSONDecodeError as exc:
             raise MalformedBody(f"frame is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise MalformedBody("frame is nested too deeply to be parsed") from None
         if not isinstance(message, dict):
             raise MalformedBody("a frame must be a JSON object with a type")
         return message

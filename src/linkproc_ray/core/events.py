@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from linkproc_ray.core.limits import MAX_ID_LENGTH, MAX_PUSH_EVENTS, MAX_URL_LENGTH
+from linkproc_ray.core.limits import MAX_ID_LENGTH, MAX_PUSH_EVENTS, MAX_SEQ, MAX_URL_LENGTH
 from linkproc_ray.core.types import JSON
 from linkproc_ray.errors import BatchTooLarge, InvalidEvent, MalformedBody
 
@@ -273,9 +273,10 @@ class NewEvent:
             raise InvalidEvent(f"events[{index}] must be an object", field=f"events[{index}]")
         for key in ("id", "name", "clientId", "sessionId"):
             value = data.get(key)
-            if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+            if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH or not is_unicode(value):
                 raise InvalidEvent(
-                    f"events[{index}].{key} must be a non-empty string of at most {MAX_ID_LENGTH} characters",
+                    f"events[{index}].{key} must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+                    " (valid Unicode: no lone surrogates)",
                     event=data.get("name") if isinstance(data.get("name"), str) else None,
                     field=key,
                 )
@@ -329,6 +330,15 @@ class Event:
         )
 
 
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` can be stored as UTF-8: JSON's ``\\ud800`` escapes make lone surrogates SQLite refuses."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate(name: str, args: JSON) -> None:
     """Check a name and its args against v1; raises :class:`InvalidEvent` naming event and field."""
     model = ARGS_BY_NAME.get(name)
@@ -357,8 +367,11 @@ def parse_push(body: Any) -> tuple[int, list[NewEvent]]:
     if not isinstance(body, dict):
         raise MalformedBody("body must be an object with parent and events")
     parent = body.get("parent")
-    if not isinstance(parent, int) or isinstance(parent, bool) or parent < 0:
-        raise InvalidEvent("parent must be a non-negative integer", field="parent")
+    if isinstance(parent, float) and parent.is_integer():
+        # JSON has one number type: 7.0 is the integer 7 (JSON Schema agrees), whatever wrote it.
+        parent = int(parent)
+    if not isinstance(parent, int) or isinstance(parent, bool) or not 0 <= parent <= MAX_SEQ:
+        raise InvalidEvent(f"parent must be an integer from 0 to {MAX_SEQ}", field="parent")
     raw = body.get("events")
     if not isinstance(raw, list):
         raise InvalidEvent("events must be a list", field="events")

@@ -32,3 +32,6 @@ DEFAULT_PULL_LIMIT: Final = 1000
 
 MAX_PULL_WAIT: Final = 30.0
 """Seconds a long poll may wait for news."""
+
+MAX_SEQ: Final = 2**63 - 1
+"""The largest seq, cursor or row id there can be: SQLite's largest integer."""
