@@ -310,7 +310,17 @@ class EventStore:
     async def _read(
         self, db: aiosqlite.Connection, sql: str, params: Sequence[Any]
     ) -> tuple[list[str], Iterable[Sequence[Any]]]:
-        """One statement run to completion before any other read of this store starts."""
+        """One statement run to completion before any other read of this store starts.
+
+        It runs to the end even when its caller is cancelled (a socket closed, a long poll
+        given up): a statement abandoned half-way kept its read snapshot open, and the next
+        reads on that connection missed commits made since (a pull saw no events below the head).
+        """
+        return await asyncio.shield(self._read_to_end(db, sql, params))
+
+    async def _read_to_end(
+        self, db: aiosqlite.Connection, sql: str, params: Sequence[Any]
+    ) -> tuple[list[str], Iterable[Sequence[Any]]]:
         async with self._read_lock:
             with _mapped_errors("read"):
                 async with db.execute(sql, params) as cursor:

@@ -232,6 +232,8 @@ class SyncBackend:
         self._committed_head = self.store.head
         self.commits += 1
         for write, seqs_or_error, result in outcomes:
+            if write.future.done():
+                continue  # its caller gave up (a socket closed); what it wrote is stored all the same
             if isinstance(seqs_or_error, BaseException):
                 write.future.set_exception(seqs_or_error)
             else:
