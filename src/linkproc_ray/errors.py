@@ -32,6 +32,7 @@ close 1011)::
     │   │   └── CorruptStore          store_corrupt        a file failed its integrity check (replicas rebuild)
     │   └── ActorEvicted              unavailable          the org actor is hibernating; look it up again
     ├── ConfigError                   config
+    ├── BackupError                   backup               a backup or restore refused; nothing was replaced
     ├── StaleDecision                 stale_decision       a processing decision no longer holds
     └── EnrichmentError               (processing failures: the code of LinkProcessingFailed)
         ├── FetchError                fetch:error
@@ -244,6 +245,12 @@ class ConfigError(LinkprocError):
     """A setting is missing or wrong; the message names it."""
 
     code = "config"
+
+
+class BackupError(LinkprocError):
+    """A backup or restore that cannot be done as asked; the message says why, and nothing was replaced."""
+
+    code = "backup"
 
 
 class StaleDecision(LinkprocError):

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from linkproc_ray.api.auth import issue_token, require_org_id
+from linkproc_ray.cli.backup import add_backup_commands
 from linkproc_ray.config import load_settings
 from linkproc_ray.errors import ConfigError, InvalidOrgId
 
@@ -154,6 +155,9 @@ def watch_links(server: ServerURL = "http://127.0.0.1:8000", token_value: Token 
     from linkproc_ray.cli.watch import watch
 
     watch(server, token_value)
+
+
+add_backup_commands(app)
 
 
 def main() -> None:

@@ -8,9 +8,12 @@ without the other and a cursor never runs ahead of its tables.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import os
 import sqlite3
+import struct
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -370,6 +373,27 @@ def copy_database(source: Path, target: Path) -> int:
         finally:
             src.close()
     return int(row[0]) if row else 0
+
+
+_SHM_DMS_BYTE: Final = 128
+"""The byte of a WAL database's ``-shm`` file that every open connection holds a shared lock on (SQLite's unix VFS)."""
+
+
+def in_use(path: Path) -> bool:
+    """Whether another process (a running backend) has this WAL database open.
+
+    Asked of the kernel, not of SQLite: a probe for a write lock on the byte every
+    connection holds a read lock on. Nothing is changed, so a live file is never touched.
+    """
+    shm = Path(f"{path}-shm")
+    try:
+        handle = shm.open("rb")
+    except FileNotFoundError:
+        return False  # no connection is open: the last one to close removes it
+    with handle:
+        probe = struct.pack("@hhqqi", fcntl.F_WRLCK, os.SEEK_SET, _SHM_DMS_BYTE, 1, 0)
+        answer = fcntl.fcntl(handle, fcntl.F_GETLK, probe)
+    return int(struct.unpack("@hhqqi", answer)[0]) != fcntl.F_UNLCK
 
 
 class _mapped_errors:
