@@ -275,4 +275,11 @@ def create_api() -> FastAPI:
 
     add_sync_socket(api)
     add_web_routes(api)
+    default_openapi = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        # Made once, on first request, after every route is added.
+        return api.openapi_schema or schema.validation_errors_as_error_body(default_openapi())
+
+    api.openapi = openapi  # type: ignore[method-assign]
     return api

@@ -188,3 +188,21 @@ LINK_LINKS: Final[dict[str, Any]] = {
     "DeleteLink": {"operationId": "delete_link", "parameters": {"link_id": "$response.body#/id"}},
 }
 """OpenAPI links from a link answer to the routes that take its id (the stateful fuzz follows them)."""
+
+
+def validation_errors_as_error_body(document: dict[str, Any]) -> dict[str, Any]:
+    """Every route's 422 as the app answers it: ``{error, detail, field}``, not FastAPI's default ``HTTPValidationError``.
+
+    The app's one validation handler answers every route the same way, so
+    FastAPI's default description of a 422 is wrong everywhere it appears.
+    """
+    body = {"$ref": "#/components/schemas/ErrorBody"}
+    document.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+        "ErrorBody", ErrorBody.model_json_schema()
+    )
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None:
+                answer["content"] = {"application/json": {"schema": body}}
+    return document

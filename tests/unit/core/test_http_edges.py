@@ -94,3 +94,7 @@ def test_the_schema_documents_the_org_pattern_and_every_status_a_route_answers(c
     for methods in paths.values():
         for operation in methods.values():
             assert operation.get("operationId"), operation
+            # The app's one validation handler answers {error, detail, field} on every route.
+            invalid = operation["responses"].get("422")
+            if invalid is not None:
+                assert invalid["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
