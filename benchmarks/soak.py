@@ -181,6 +181,9 @@ class Load:
     links: dict[str, list[str]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     socket_errors: list[str] = field(default_factory=list)
+    odd_answers: list[str] = field(default_factory=list)
+    """Answers that are 5xx or not JSON at all (a proxy's own error page): the first few, for the report."""
+    request_errors: Counter[str] = field(default_factory=Counter)
     saved: int = 0
 
     def client(self, org: str) -> httpx.AsyncClient:
@@ -196,6 +199,9 @@ class Load:
     async def request(self, http: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = await http.request(method, path, **kwargs)
         self.statuses[response.status_code] += 1
+        is_json = response.headers.get("content-type", "").startswith("application/json")
+        if (response.status_code >= 500 or not is_json) and len(self.odd_answers) < 30:
+            self.odd_answers.append(f"{response.status_code} {method} {path}: {response.text[:200]!r}")
         return response
 
     async def save(self, org: str, count: int = 1) -> None:
@@ -222,8 +228,10 @@ class Load:
     async def read(self, org: str) -> None:
         async with self.client(org) as http:
             await self.request(http, "GET", "/links", params={"limit": 50})
-            head = (await self.request(http, "GET", "/events", params={"limit": 1})).json()["head"]
-            await self.request(http, "GET", "/events", params={"after": max(0, head - 20)})
+            answer = await self.request(http, "GET", "/events", params={"limit": 1})
+            if answer.status_code == 200:
+                head = answer.json()["head"]
+                await self.request(http, "GET", "/events", params={"after": max(0, head - 20)})
 
     async def socket_visit(self, org: str, hold: float) -> None:
         """A socket that connects, reads its backlog, pings, stays a while and leaves."""
@@ -250,6 +258,12 @@ class Load:
             ["save", "burst", "delete", "reprocess", "read", "socket"], weights=[30, 6, 8, 8, 28, 20]
         )[0]
         self.actions[kind] += 1
+        try:
+            await self._do(kind, org)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            self.request_errors[f"{kind}: {type(exc).__name__}"] += 1
+
+    async def _do(self, kind: str, org: str) -> None:
         if kind == "save":
             await self.save(org)
         elif kind == "burst":
@@ -268,7 +282,10 @@ class Load:
         while waiting and time.monotonic() < deadline:
             for org, link in sorted(waiting):
                 async with self.client(org) as http:
-                    body = (await http.get(f"/links/{link}")).json()
+                    answer = await self.request(http, "GET", f"/links/{link}")
+                if answer.status_code != 200:
+                    continue  # asked again next round
+                body = answer.json()
                 if body.get("deletedAt") or body["processing"]["status"] in TERMINAL:
                     waiting.discard((org, link))
             if waiting:
@@ -432,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "links_deleted": len(load.deleted),
         "lost_links": lost,
         "socket_errors": load.socket_errors[:20],
+        "odd_answers": load.odd_answers,
+        "request_errors": dict(load.request_errors),
         "flagged": sorted(r for r, v in summary.items() if v["rss_growth"]["flagged"] or v["fd_growth"]["flagged"]),
         "roles": summary,
         "samples": samples,
@@ -442,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\nactions {dict(load.actions)}; statuses {report['statuses']}; links saved {report['links_saved']}, "
         f"deleted {len(load.deleted)}, lost {len(lost)}; socket errors {len(load.socket_errors)}; "
+        f"odd answers {len(load.odd_answers)}; request errors {dict(load.request_errors)}; "
         f"flagged: {', '.join(report['flagged']) or 'none'}"
     )
     print(f"wrote {RESULTS / f'soak{suffix}.json'} and {RESULTS / f'soak{suffix}.png'}")
