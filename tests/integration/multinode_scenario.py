@@ -35,6 +35,7 @@ from linkproc_ray.adapters.actors import (
 from linkproc_ray.adapters.serve import SummarizerDeployment
 from linkproc_ray.config import NAMESPACE, Settings
 from linkproc_ray.core.events import Event, new_id
+from linkproc_ray.errors import Unavailable
 
 ORGS = ("north-0", "south-1", "north-2", "south-3")
 LINKS_PER_ORG = 10
@@ -161,8 +162,9 @@ class Burst:
                     link, _ = await self.backends[org].create_link(url, "127.0.0.1", "multinode", link_id)
                     break
                 # The client boundary: whatever the cluster answers while a
-                # node is gone, the link is not acknowledged and is sent again.
-                except ray.exceptions.RayError:
+                # node is gone (a Ray error, or the 503 of an actor that is
+                # not back yet), the link is not acknowledged and is sent again.
+                except (ray.exceptions.RayError, Unavailable):
                     self.retries += 1
                     await asyncio.sleep(0.5)
             self.acked[org].add(str(link["id"]))
@@ -273,7 +275,12 @@ async def scenario(cluster: Cluster, workers: list[Any], pages: PageServer, data
     return summary
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """Run the scenario; its JSON summary goes to the file named by ``argv[0]``.
+
+    A file, not stdout: the raylets' log lines reach this process's stdout too.
+    """
+    summary_path = Path(argv[0])
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     cluster, workers = start_cluster()
     try:
@@ -284,9 +291,9 @@ def main() -> int:
         serve.shutdown()
         ray.shutdown()
         cluster.shutdown()
-    print(json.dumps({**asdict(summary), "ok": summary.ok}))
+    summary_path.write_text(json.dumps({**asdict(summary), "ok": summary.ok}))
     return 0 if summary.ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -20,19 +20,19 @@ SCENARIO_TIMEOUT = 600
 
 
 @pytest.fixture(scope="module")
-def node_loss() -> dict[str, Any]:
-    """The scenario's JSON summary (its last stdout line)."""
+def node_loss(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The scenario's JSON summary, from the file it writes (its stdout also carries Ray's log lines)."""
+    summary_path = tmp_path_factory.mktemp("multinode") / "summary.json"
     run = subprocess.run(
-        [sys.executable, "-m", "tests.integration.multinode_scenario"],
+        [sys.executable, "-m", "tests.integration.multinode_scenario", str(summary_path)],
         cwd=ROOT,
         check=False,  # a failed run still prints its summary, which the tests below explain
         capture_output=True,
         text=True,
         timeout=SCENARIO_TIMEOUT,
     )
-    lines = run.stdout.strip().splitlines()
-    assert lines, f"the scenario printed no summary; stderr:\n{run.stderr[-4000:]}"
-    summary: dict[str, Any] = json.loads(lines[-1])
+    assert summary_path.exists(), f"the scenario wrote no summary; stderr:\n{run.stderr[-4000:]}"
+    summary: dict[str, Any] = json.loads(summary_path.read_text())
     return summary
 
 
