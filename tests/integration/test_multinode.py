@@ -26,7 +26,7 @@ def node_loss(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run = subprocess.run(
         [sys.executable, "-m", "tests.integration.multinode_scenario", str(summary_path)],
         cwd=ROOT,
-        check=False,  # a failed run still prints its summary, which the tests below explain
+        check=False,  # a failed run still writes its summary, which the tests below explain
         capture_output=True,
         text=True,
         timeout=SCENARIO_TIMEOUT,
