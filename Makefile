@@ -27,8 +27,8 @@ run: $(VENV)/.installed
 
 # Style, types and the layer rule (see README "The code, in layers"), before the suite.
 check: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks k8s
+	$(VENV)/bin/ruff format --check src tests benchmarks k8s
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

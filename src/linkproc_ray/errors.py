@@ -29,7 +29,8 @@ close 1011)::
     ├── Unavailable                   unavailable
     │   ├── StoreError                store                SQLite failed underneath the event store
     │   │   ├── StorageFull           storage_full         507: the data dir's filesystem is full; nothing was stored
-    │   │   └── CorruptStore          store_corrupt        a file failed its integrity check (replicas rebuild)
+    │   │   ├── CorruptStore          store_corrupt        a file failed its integrity check (replicas rebuild)
+    │   │   └── StoreLocked           store_locked         another process holds the org file's writer lock
     │   └── ActorEvicted              unavailable          the org actor is hibernating; look it up again
     ├── ConfigError                   config
     ├── BackupError                   backup               a backup or restore refused; nothing was replaced
@@ -235,6 +236,16 @@ class CorruptStore(StoreError):
     """
 
     code = "store_corrupt"
+
+
+class StoreLocked(StoreError):
+    """Another process holds the org file's writer lock: two actors must never write one log.
+
+    Seen while a dead node's actor has not yet let go (its NFS lease runs out);
+    the request may be retried.
+    """
+
+    code = "store_locked"
 
 
 class ActorEvicted(Unavailable):

@@ -108,7 +108,7 @@ class SyncBackendActor(_Hibernating):
         self.org = org
         self.settings = Settings(**settings)
         super().__init__(org, "sync-backend", self.settings.idle_ttl)
-        store = EventStore(self.settings.org_dir(org) / "backend.sqlite")
+        store = EventStore(self.settings.org_dir(org) / "backend.sqlite", exclusive=True)
         self.core = SyncBackend(store, poke=self._poke, session_id=f"{org}:{int(time.time())}")
         self._ready = _SingleFlight(self._start)
         self._processor = NamedActor(lambda: processor_handle(org, self.settings))

@@ -46,7 +46,7 @@ def build_processor(org: str, settings: Settings, backend: BackendPort) -> LinkP
         lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency),
     )
     return LinkProcessor(
-        EventStore(s.org_dir(org) / "processor.sqlite", keep_log=False, durable=False),
+        EventStore(s.org_dir(org) / "processor.sqlite", keep_log=False, durable=False, exclusive=True),
         backend,
         enricher,
         client_id=f"link-processor:{org}",

@@ -25,6 +25,7 @@ import aiosqlite
 from linkproc_ray.core.events import Event, NewEvent
 from linkproc_ray.core.materialize import SCHEMA, TABLES, statements_for
 from linkproc_ray.core.types import JSON
+from linkproc_ray.core.writer_lock import WriterLock
 from linkproc_ray.errors import CorruptStore, StorageFull, StoreError
 
 log = logging.getLogger(__name__)
@@ -102,15 +103,24 @@ class EventStore:
     :param keep_pending: also keep a queue of unconfirmed local commits (the SDK).
     :param durable: fsync every commit (``synchronous=FULL``); only a replica
         rebuildable from elsewhere (the processor's) may pass ``False``.
+    :param exclusive: hold the file's :class:`WriterLock` while open (an org
+        actor's files; a second writer gets :class:`StoreLocked`).
     """
 
     opened: ClassVar[int] = 0
     """How many stores this process opened: single-flight boot is tested with it."""
 
     def __init__(
-        self, path: str | Path, *, keep_log: bool = True, keep_pending: bool = False, durable: bool = True
+        self,
+        path: str | Path,
+        *,
+        keep_log: bool = True,
+        keep_pending: bool = False,
+        durable: bool = True,
+        exclusive: bool = False,
     ) -> None:
         self.path = str(path)
+        self._writer_lock = WriterLock(Path(path)) if exclusive and path != ":memory:" else None
         self.durable = durable
         self.keep_log = keep_log
         self.keep_pending = keep_pending
@@ -134,6 +144,19 @@ class EventStore:
             return self
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self._writer_lock is not None:
+            await self._writer_lock.acquire()
+        try:
+            await self._connect()
+        except BaseException:
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+            raise
+        EventStore.opened += 1
+        self._head = int(await self.get_meta("head") or 0)
+        return self
+
+    async def _connect(self) -> None:
         with _mapped_errors("open"):
             db = await aiosqlite.connect(self.path, isolation_level=None)
             try:
@@ -158,9 +181,6 @@ class EventStore:
                 await reader.execute("PRAGMA busy_timeout=5000")
         self._db = db
         self._reader = reader
-        EventStore.opened += 1
-        self._head = int(await self.get_meta("head") or 0)
-        return self
 
     async def _check_integrity(self, db: aiosqlite.Connection) -> None:
         """``PRAGMA quick_check`` before anything else touches the file: damage is found at open, not mid-push."""
@@ -196,6 +216,8 @@ class EventStore:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._writer_lock is not None:
+            self._writer_lock.release()
 
     @property
     def head(self) -> int:
