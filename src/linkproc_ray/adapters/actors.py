@@ -48,6 +48,10 @@ def actor_options(name: str, settings: Settings) -> dict[str, Any]:
         "max_restarts": -1,
         "num_cpus": settings.actor_num_cpus,
         "max_concurrency": 1000,
+        # Every method call would leave a task event in the GCS (about 3.6 KB each,
+        # up to 100,000 kept): the soak saw the GCS grow 48 -> 165 MiB without
+        # levelling off. Serve turns them off for its replicas the same way.
+        "enable_task_events": False,
     }
 
 

@@ -63,7 +63,8 @@ def cpu_runner(num_cpus: float, priority: Priority = "nice") -> Callable[..., Aw
     """Run CPU-heavy steps as stateless Ray tasks spread over the cluster's CPUs, at batch priority."""
 
     async def run(step: Step, *args: Any, timeout: float) -> Any:
-        ref = _run_cpu_task.options(num_cpus=num_cpus).remote(step, timeout, priority, *args)
+        # No task events: one per parse would pile up in the GCS (see actors.actor_options).
+        ref = _run_cpu_task.options(num_cpus=num_cpus, enable_task_events=False).remote(step, timeout, priority, *args)
         try:
             return await ref
         except asyncio.CancelledError:

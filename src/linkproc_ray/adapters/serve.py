@@ -18,9 +18,10 @@ from linkproc_ray.adapters.actors import RayGateway
 from linkproc_ray.api.auth import TokenVerifier
 from linkproc_ray.api.http import create_api
 from linkproc_ray.config import Settings, load_settings
+from linkproc_ray.errors import AIError
 from linkproc_ray.summarize.factory import make_summarizer
 from linkproc_ray.summarize.protocol import Summary, SummaryRequest
-from linkproc_ray.summarize.vllm import VLLMSummarizer
+from linkproc_ray.summarize.vllm import Generation, VLLMSummarizer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ class SummarizerDeployment:
 
     async def summarize(self, request: SummaryRequest) -> Summary:
         return await self.summarizer.summarize(request)
+
+    async def generate(self, request: SummaryRequest) -> Generation:
+        """The engine's raw answer, unvalidated: benchmarks/gpu_check.py judges the deployed model by it."""
+        if self._engine is None:
+            raise AIError("only the vllm summarizer has raw answers to show")
+        return await self._engine.generate(request)
 
     async def check_health(self) -> None:
         """Serve's periodic probe; raising marks the replica unhealthy."""

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from linkproc_ray.errors import AIInvalidOutput
 from linkproc_ray.summarize.boundary import addresses_model, neutralize
 from linkproc_ray.summarize.prompt import MAX_INPUT_CHARS
-from linkproc_ray.summarize.protocol import Summary, SummaryRequest
-from linkproc_ray.summarize.rules import SUMMARY_MAX_CHARS, split_sentences, validate_output
+from linkproc_ray.summarize.protocol import SUMMARY_MAX_CHARS, Summary, SummaryRequest
+from linkproc_ray.summarize.rules import split_sentences, validate_output
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _KANA = "\u3040-\u30ff\u31f0-\u31ff"

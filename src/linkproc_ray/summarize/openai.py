@@ -17,11 +17,9 @@ import httpx
 from linkproc_ray.errors import AIError, AIInvalidOutput, AITimeout
 from linkproc_ray.summarize.prompt import build_messages
 from linkproc_ray.summarize.protocol import Summary, SummaryRequest
-from linkproc_ray.summarize.rules import SUMMARY_SCHEMA, validate_output
+from linkproc_ray.summarize.rules import MAX_ANSWER_TOKENS, STRICT_SUMMARY_SCHEMA, validate_output
 
 TEMPERATURE = 0.2
-MAX_TOKENS = 300
-"""Room for 600 characters of summary plus tags in JSON, in most scripts."""
 
 
 @contextmanager
@@ -84,10 +82,10 @@ class OpenAISummarizer:
             "messages": build_messages(request),
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": "link_summary", "schema": SUMMARY_SCHEMA, "strict": True},
+                "json_schema": {"name": "link_summary", "schema": STRICT_SUMMARY_SCHEMA, "strict": True},
             },
             "temperature": TEMPERATURE,
-            "max_tokens": MAX_TOKENS,
+            "max_tokens": MAX_ANSWER_TOKENS,
         }
 
     async def summarize(self, request: SummaryRequest) -> Summary:

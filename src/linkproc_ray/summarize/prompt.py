@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from linkproc_ray.summarize.boundary import neutralize
-from linkproc_ray.summarize.protocol import SummaryRequest
-from linkproc_ray.summarize.rules import SUMMARY_MAX_CHARS
+from linkproc_ray.summarize.protocol import SUMMARY_MAX_CHARS, SummaryRequest
 from linkproc_ray.summarize.tags import TAG_MAX_CHARS, sanitize_tag
 
 MAX_INPUT_CHARS = 4000
@@ -60,6 +59,29 @@ no markdown, no quotes around it.
 - tags: at most 3 topic tags, each lowercase, 1 to {TAG_MAX_CHARS} characters, letters, \
 digits and hyphens only. Prefer the organisation's existing tags when they fit; at most \
 one new tag. Never repeat a tag the link already has."""
+
+
+ECHO_WORDS = 6
+"""Words in a row shared with the instructions that make a summary an echo of them."""
+
+_WORD = re.compile(r"\w+")
+
+
+def _word_runs(text: str) -> set[tuple[str, ...]]:
+    words = [w.casefold() for w in _WORD.findall(text)]
+    return {tuple(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)}
+
+
+_INSTRUCTION_RUNS = frozenset(_word_runs(_SYSTEM_PROMPT))
+
+
+def echoes_instructions(summary: str) -> bool:
+    """Whether ``summary`` repeats :data:`ECHO_WORDS` words in a row of the system prompt.
+
+    Small models under guided decoding sometimes describe the answer format
+    ("2 to 3 plain sentences saying what the page is about") instead of the page.
+    """
+    return not _INSTRUCTION_RUNS.isdisjoint(_word_runs(summary))
 
 
 def build_messages(request: SummaryRequest) -> list[dict[str, str]]:

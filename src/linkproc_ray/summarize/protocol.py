@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+SUMMARY_MIN_CHARS = 10
+SUMMARY_MAX_CHARS = 600
+"""A summary's length in characters, whoever writes it (the schema, the prompt and the rules say the same)."""
+
 
 @dataclass(frozen=True)
 class SummaryRequest:

@@ -8,25 +8,62 @@ from typing import Any
 
 from linkproc_ray.errors import AIInvalidOutput
 from linkproc_ray.summarize.boundary import addresses_model, neutralize
-from linkproc_ray.summarize.protocol import Summary, SummaryRequest
-from linkproc_ray.summarize.tags import select_tags
+from linkproc_ray.summarize.prompt import echoes_instructions
+from linkproc_ray.summarize.protocol import SUMMARY_MAX_CHARS, SUMMARY_MIN_CHARS, Summary, SummaryRequest
+from linkproc_ray.summarize.tags import MAX_EXISTING_TAGS, MAX_NEW_TAGS, TAG_MAX_CHARS, select_tags
 
-SUMMARY_MIN_CHARS = 10
-SUMMARY_MAX_CHARS = 600
 SINGLE_SENTENCE_MIN_CHARS = 60
 """A one-sentence summary is accepted only from this length (see ``validate_output``)."""
 
 SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "summary": {"type": "string"},
-        "tags": {"type": "array", "items": {"type": "string"}},
+        "summary": {"type": "string", "minLength": SUMMARY_MIN_CHARS, "maxLength": SUMMARY_MAX_CHARS},
+        "tags": {
+            "type": "array",
+            "maxItems": MAX_EXISTING_TAGS + MAX_NEW_TAGS,
+            "items": {"type": "string", "minLength": 1, "maxLength": TAG_MAX_CHARS},
+        },
     },
     "required": ["summary", "tags"],
     "additionalProperties": False,
 }
-"""JSON schema of ``{summary, tags}``; only keywords OpenAI strict mode and
-vLLM guided decoding both accept, so lengths and counts are checked afterwards."""
+"""JSON schema of ``{summary, tags}``, bounded, for guided decoding (vLLM/xgrammar honours every keyword).
+
+The bounds make an answer that is cut at ``max_tokens`` impossible once
+``max_tokens`` covers the longest answer the schema allows (:data:`MAX_ANSWER_TOKENS`).
+"""
+
+WORST_TOKENS_PER_CHAR = 6
+"""The most tokens one character of a JSON string can cost: written raw, its UTF-8 bytes
+(3 in the BMP); written as a ``\\uXXXX`` escape, which guided decoding allows, six
+ASCII characters, each at worst one token."""
+
+LONGEST_ANSWER = json.dumps(
+    {"summary": "x" * SUMMARY_MAX_CHARS, "tags": ["x" * TAG_MAX_CHARS] * (MAX_EXISTING_TAGS + MAX_NEW_TAGS)},
+    separators=(",", ":"),
+)
+"""The longest answer :data:`SUMMARY_SCHEMA` allows, as the compact JSON guided decoding writes."""
+
+MAX_ANSWER_TOKENS = len(LONGEST_ANSWER) * WORST_TOKENS_PER_CHAR + 1
+"""``max_tokens`` that always fits a valid answer (plus the end token), so none is cut short.
+
+A model that writes well needs a tenth of it; the bound only keeps a weak one
+from being cut mid-string. (Guided decoding cannot also keep a summary from
+opening with ``{``: xgrammar ignores string lengths beside a ``pattern``, and a
+pattern that carries the lengths took 56 s to compile; the rules refuse it.)
+"""
+
+
+STRICT_SUMMARY_SCHEMA: dict[str, Any] = {
+    **SUMMARY_SCHEMA,
+    "properties": {
+        "summary": {"type": "string"},
+        "tags": {"type": "array", "maxItems": MAX_EXISTING_TAGS + MAX_NEW_TAGS, "items": {"type": "string"}},
+    },
+}
+"""The same schema within OpenAI strict mode, which refuses ``minLength``/``maxLength`` but takes
+``maxItems``; lengths are checked afterwards by :func:`validate_output`, as for every backend."""
 
 
 # One split point: a terminator, optional closing quotes/brackets, whitespace,
@@ -96,8 +133,21 @@ def _parse(raw: str | dict[str, Any]) -> tuple[str, list[str]]:
     return summary, tags
 
 
+def _unwrap_nested(summary: str) -> str:
+    """A small model under guided decoding sometimes writes the whole answer again inside
+    the summary string; a complete inner one is kept (as a preamble is stripped), a cut one is not."""
+    if not summary.startswith("{"):
+        return summary
+    try:
+        nested = json.loads(summary)
+    except json.JSONDecodeError:
+        return summary
+    inner = nested.get("summary") if isinstance(nested, dict) else None
+    return inner if isinstance(inner, str) else summary
+
+
 def _clean_summary(summary: str) -> str:
-    summary = " ".join(summary.split())
+    summary = _unwrap_nested(" ".join(summary.split()))
     while True:
         stripped = _PREAMBLE.sub("", summary, count=1).strip()
         for left, right in _WRAPPING_QUOTES:
@@ -124,15 +174,19 @@ def _check_summary(summary: str) -> None:
         raise AIInvalidOutput(f"a one-sentence summary needs at least {SINGLE_SENTENCE_MIN_CHARS} characters")
     if addresses_model(summary):
         raise AIInvalidOutput("summary reads as an instruction to a model (page injection)")
+    if echoes_instructions(summary):
+        raise AIInvalidOutput("summary repeats the prompt's instructions instead of describing the page")
 
 
 def validate_output(raw: str | dict[str, Any], request: SummaryRequest, model: str) -> Summary:
     """Check a model's ``{summary, tags}`` against the rules; raise ``AIInvalidOutput`` if it fails.
 
-    Summary: whitespace collapsed; a known preamble ("Sure,", "Here is a
-    summary:", "Summary:") and wrapping quotes are stripped; then it must be
+    Summary: whitespace collapsed; a complete summary nested in it as JSON
+    is taken out; a known preamble ("Sure,", "Here is a summary:",
+    "Summary:") and wrapping quotes are stripped; then it must be
     10-600 characters, not start with "{" or "[", hold no boundary token,
-    not read as an instruction to a model, and have 2-3 sentences, or 1
+    not read as an instruction to a model, not repeat the prompt's own
+    instructions, and have 2-3 sentences, or 1
     sentence of at least 60 characters. Tags: sanitized, matched to the
     org's existing tags, deduplicated, none the link already has, at most 2
     existing plus 1 new; unusable or surplus tags are dropped, not fatal.

@@ -16,15 +16,11 @@ from typing import TYPE_CHECKING, Any
 from linkproc_ray.errors import AIError, AIInvalidOutput
 from linkproc_ray.summarize.prompt import build_messages
 from linkproc_ray.summarize.protocol import Summary, SummaryRequest
-from linkproc_ray.summarize.rules import SUMMARY_SCHEMA, validate_output
+from linkproc_ray.summarize.rules import MAX_ANSWER_TOKENS, SUMMARY_SCHEMA, validate_output
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
 
-MAX_TOKENS = 300
-"""Room for 600 characters of summary plus tags in JSON, in most scripts."""
-MIN_OUTPUT_TOKENS = 64
-"""A prompt that leaves less room than this in ``max_model_len`` is refused, not cut short."""
 TEMPERATURE = 0.2
 
 
@@ -47,7 +43,7 @@ class VLLMOptions:
     kv_cache_gib: float | None = None
     enforce_eager: bool = False
     max_num_seqs: int | None = None
-    max_tokens: int = MAX_TOKENS
+    max_tokens: int = MAX_ANSWER_TOKENS
     temperature: float = TEMPERATURE
 
 
@@ -161,11 +157,16 @@ class VLLMSummarizer:
         from vllm.sampling_params import StructuredOutputsParams
 
         ids = self.prompt_ids(request)
+        # A prompt that leaves no room for the longest valid answer is refused
+        # (the extractive fallback answers), never decoded and cut short.
         room = (self._engine.model_config.max_model_len or 0) - len(ids)
-        if room < MIN_OUTPUT_TOKENS:
-            raise AIError(f"prompt is {len(ids)} tokens, too long for {self.model}'s context")
+        if room < self.options.max_tokens:
+            raise AIError(
+                f"prompt is {len(ids)} tokens, too long for {self.model}'s context with "
+                f"{self.options.max_tokens} tokens of room for the answer"
+            )
         params = SamplingParams(
-            max_tokens=min(self.options.max_tokens, room),
+            max_tokens=self.options.max_tokens,
             temperature=self.options.temperature,
             structured_outputs=StructuredOutputsParams(json=SUMMARY_SCHEMA),
         )

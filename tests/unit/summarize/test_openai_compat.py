@@ -17,7 +17,7 @@ from linkproc_ray.errors import AIError, AIInvalidOutput, AITimeout
 from linkproc_ray.summarize.openai import OpenAISummarizer
 from linkproc_ray.summarize.prompt import PAGE_END, PAGE_START
 from linkproc_ray.summarize.protocol import SummaryRequest
-from linkproc_ray.summarize.rules import SUMMARY_SCHEMA
+from linkproc_ray.summarize.rules import MAX_ANSWER_TOKENS, STRICT_SUMMARY_SCHEMA
 
 GOOD = {
     "summary": "Solar panels turn sunlight into electricity. The page compares three panel types.",
@@ -129,9 +129,9 @@ async def test_request_carries_schema_delimited_messages_and_settings(llm, clien
     assert body["model"] == "qwen-test"
     assert body["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "link_summary", "schema": SUMMARY_SCHEMA, "strict": True},
+        "json_schema": {"name": "link_summary", "schema": STRICT_SUMMARY_SCHEMA, "strict": True},
     }
-    assert body["temperature"] == 0.2 and 0 < body["max_tokens"] <= 512
+    assert body["temperature"] == 0.2 and body["max_tokens"] == MAX_ANSWER_TOKENS
     system, user = body["messages"]
     assert (system["role"], user["role"]) == ("system", "user")
     start, end = user["content"].index(PAGE_START), user["content"].index(PAGE_END)

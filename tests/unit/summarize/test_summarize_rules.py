@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,8 +17,16 @@ from linkproc_ray.summarize.extractive import ExtractiveSummarizer
 from linkproc_ray.summarize.fallback import FallbackSummarizer
 from linkproc_ray.summarize.prompt import MAX_INPUT_CHARS, PAGE_END, PAGE_START, build_messages
 from linkproc_ray.summarize.protocol import Summary, SummaryRequest
-from linkproc_ray.summarize.rules import SUMMARY_SCHEMA, split_sentences, validate_output
-from linkproc_ray.summarize.tags import sanitize_tag
+from linkproc_ray.summarize.rules import (
+    LONGEST_ANSWER,
+    MAX_ANSWER_TOKENS,
+    STRICT_SUMMARY_SCHEMA,
+    SUMMARY_MAX_CHARS,
+    SUMMARY_SCHEMA,
+    split_sentences,
+    validate_output,
+)
+from linkproc_ray.summarize.tags import TAG_MAX_CHARS, sanitize_tag
 
 TWO = "The article explains how solar panels convert light into power. It compares three panel types."
 BOUNDARY_TOKENS = [
@@ -133,7 +142,7 @@ def test_existing_and_link_tags_are_listed_sanitized():
 
 def test_schema_describes_summary_and_tags():
     assert SUMMARY_SCHEMA["required"] == ["summary", "tags"]
-    assert SUMMARY_SCHEMA["properties"]["tags"]["items"] == {"type": "string"}
+    assert SUMMARY_SCHEMA["properties"]["tags"]["items"]["type"] == "string"
     assert SUMMARY_SCHEMA["additionalProperties"] is False
 
 
@@ -392,3 +401,57 @@ def test_no_boundary_token_pattern_misses_a_listed_token():
     # Guards the token list above against a regex edit that drops a family.
     for token in BOUNDARY_TOKENS:
         assert re.search(re.escape(token), neutralize(token)) is None
+
+
+# --- the schema guided decoding follows -------------------------------------------
+
+
+def test_the_guided_schema_bounds_every_length_the_rules_check() -> None:
+    validator = jsonschema.Draft202012Validator(SUMMARY_SCHEMA)
+    assert validator.is_valid(json.loads(LONGEST_ANSWER))
+    assert not validator.is_valid({"summary": "x" * (SUMMARY_MAX_CHARS + 1), "tags": []})
+    assert not validator.is_valid({"summary": "too short", "tags": []})
+    assert not validator.is_valid({"summary": "x" * 100, "tags": ["a", "b", "c", "d"]})
+    assert not validator.is_valid({"summary": "x" * 100, "tags": ["x" * (TAG_MAX_CHARS + 1)]})
+
+
+def test_the_longest_valid_answer_fits_max_tokens_in_any_script_of_the_bmp() -> None:
+    # Byte-level BPE never needs more tokens than UTF-8 bytes (a CJK answer at full length
+    # still ends), nor more than six for a character written as a \uXXXX escape.
+    cjk = json.dumps(
+        {"summary": "漢" * SUMMARY_MAX_CHARS, "tags": ["字" * TAG_MAX_CHARS] * 3},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    assert len(cjk.encode("utf-8")) < MAX_ANSWER_TOKENS
+    escaped = json.dumps({"summary": "é" * SUMMARY_MAX_CHARS, "tags": ["ü" * TAG_MAX_CHARS] * 3}, separators=(",", ":"))
+    assert "\\u00e9" in escaped and len(escaped) < MAX_ANSWER_TOKENS
+
+
+def test_the_strict_schema_stays_inside_openai_strict_mode() -> None:
+    # Strict mode refuses string lengths; it needs every key required and no extra keys.
+    text = json.dumps(STRICT_SUMMARY_SCHEMA)
+    assert "minLength" not in text and "maxLength" not in text
+    assert STRICT_SUMMARY_SCHEMA["required"] == list(STRICT_SUMMARY_SCHEMA["properties"])
+    assert STRICT_SUMMARY_SCHEMA["additionalProperties"] is False
+
+
+def test_a_summary_that_repeats_the_instructions_is_refused() -> None:
+    # SmolLM2-135M once answered with the prompt's own description of the format.
+    echo = "2 to 3 plain sentences (at most 600 characters) saying what the page is about, in the page's language."
+    with pytest.raises(AIInvalidOutput, match="repeats the prompt's instructions"):
+        validate_output({"summary": echo, "tags": []}, request(), "m")
+    fine = "The page explains how plain sentences make summaries easier to read. It gives examples."
+    assert validate_output({"summary": fine, "tags": []}, request(), "m").summary == fine
+
+
+def test_a_complete_summary_nested_as_json_in_the_summary_is_taken_out() -> None:
+    inner = "The page explains nested answers. Small models write them under guided decoding."
+    nested = json.dumps({"summary": inner, "tags": ["json"]})
+    assert validate_output({"summary": nested, "tags": []}, request(), "m").summary == inner
+
+
+def test_a_nested_summary_that_was_cut_off_is_still_refused() -> None:
+    cut = '{"summary": "The page explains nested answers. Small models write them und'
+    with pytest.raises(AIInvalidOutput, match="starts with"):
+        validate_output({"summary": cut, "tags": []}, request(), "m")
