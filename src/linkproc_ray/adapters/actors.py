@@ -20,6 +20,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from linkproc_ray.adapters.metrics import org_metrics
 from linkproc_ray.config import NAMESPACE, Settings
 from linkproc_ray.core.backoff import Backoff
+from linkproc_ray.core.bookmarks import NewBookmark
 from linkproc_ray.core.events import EventArgs, NewEvent, PullResult, PushResult
 from linkproc_ray.core.limits import DEFAULT_PULL_LIMIT
 from linkproc_ray.core.store import EventStore
@@ -139,6 +140,11 @@ class SyncBackendActor(_Hibernating):
         self._check_open()
         await self._ready()
         return await self.core.create_link(url, domain, source, link_id)
+
+    async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]:
+        self._check_open()
+        await self._ready()
+        return await self.core.import_links(bookmarks)
 
     async def get_link(self, link_id: str) -> JSON | None:
         self._check_open()
@@ -286,6 +292,10 @@ class ActorBackend:
 
     async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]:
         result: tuple[JSON, bool] = await self._actor.call("create_link", url, domain, source, link_id)
+        return result
+
+    async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]:
+        result: list[JSON] = await self._actor.call("import_links", bookmarks)
         return result
 
     async def get_link(self, link_id: str) -> JSON | None:

@@ -23,11 +23,14 @@ from linkproc_ray.api.metrics import METRICS
 from linkproc_ray.api.web import add_web_routes
 from linkproc_ray.api.ws import add_sync_socket
 from linkproc_ray.core import events as ev
+from linkproc_ray.core.bookmarks import NewBookmark, unique_tags
 from linkproc_ray.core.events import new_id, parse_push, utc_now
 from linkproc_ray.core.limits import (
     DEFAULT_PULL_LIMIT,
     MAX_BODY_BYTES,
     MAX_ID_LENGTH,
+    MAX_IMPORT_BODY_BYTES,
+    MAX_IMPORT_LINKS,
     MAX_LINK_BODY_BYTES,
     MAX_PULL_LIMIT,
     MAX_PULL_WAIT,
@@ -69,6 +72,39 @@ class NewLink(BaseModel):
 
     url: str = Field(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra=schema.URL_FIELD)
     source: str | None = Field(default=None, max_length=100)
+
+
+def read_import(body: Any) -> tuple[list[JSON], list[tuple[int, NewBookmark]]]:
+    """``POST /links:batch``'s body judged entry by entry: the answers of invalid ones, and the valid ones to save.
+
+    Only the envelope can fail the whole request; a bad entry is answered
+    ``invalid`` with its reason and the others are saved.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("links"), list):
+        raise MalformedBody("body must be an object {'links': [{'url': …, 'tags'?: […]}…], 'source'?: str}")
+    items: list[Any] = body["links"]
+    if len(items) > MAX_IMPORT_LINKS:
+        raise BatchTooLarge(f"an import holds at most {MAX_IMPORT_LINKS} links, got {len(items)}")
+    source = body.get("source")
+    if source is not None and (not isinstance(source, str) or len(source) > 100 or not ev.is_unicode(source)):
+        raise InvalidURL("source must be a string of at most 100 characters")
+    invalid: list[JSON] = []
+    valid: list[tuple[int, NewBookmark]] = []
+    for index, item in enumerate(items):
+        raw = item.get("url") if isinstance(item, dict) else item
+        shown = raw if isinstance(raw, str) and ev.is_unicode(raw) else ""
+        tags = item.get("tags", []) if isinstance(item, dict) else []
+        try:
+            if not isinstance(raw, str) or not ev.is_unicode(raw):
+                raise InvalidURL("url must be a string")
+            if not isinstance(tags, list) or not all(isinstance(t, str) and ev.is_unicode(t) for t in tags):
+                raise InvalidURL("tags must be a list of strings")
+            url = canonicalize_url(raw)
+        except InvalidURL as exc:
+            invalid.append({"index": index, "url": shown[:MAX_URL_LENGTH], "outcome": "invalid", "reason": str(exc)})
+            continue
+        valid.append((index, NewBookmark(url=url, domain=domain_of(url), tags=unique_tags(tags), source=source)))
+    return invalid, valid
 
 
 def _bearer(request: Request) -> str | None:
@@ -214,6 +250,28 @@ def create_api() -> FastAPI:
         url = canonicalize_url(new.url)
         link, created = await backend.create_link(url, domain_of(url), new.source, new_id())
         return JSONResponse(link, status_code=201 if created else 200)
+
+    @api.post(
+        "/v1/orgs/{org}/links:batch",
+        operation_id="import_links",
+        openapi_extra=schema.request_body(schema.ImportBody.model_json_schema()),
+        responses={
+            200: {"model": schema.Imported, "description": "Each entry's outcome, in the order given."},
+            **schema.responses(schema.MALFORMED, schema.TOO_LARGE, schema.INVALID, writes=True),
+        },
+    )
+    async def import_links(request: Request, backend: Backend) -> JSON:
+        invalid, valid = read_import(await read_json_body(request, limit=MAX_IMPORT_BODY_BYTES))
+        saved = await backend.import_links([bookmark for _, bookmark in valid]) if valid else []
+        results = invalid + [
+            {"index": index, "url": bookmark.url, **outcome}
+            for (index, bookmark), outcome in zip(valid, saved, strict=True)
+        ]
+        results.sort(key=lambda r: int(r["index"]))
+        counts = dict.fromkeys(("created", "exists", "duplicate", "invalid"), 0)
+        for result in results:
+            counts[result["outcome"]] += 1
+        return {"results": results, "counts": counts}
 
     @api.get(
         "/v1/orgs/{org}/links",

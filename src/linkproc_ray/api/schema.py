@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from linkproc_ray.api.auth import ORG_ID
 from linkproc_ray.core.events import ARGS_BY_NAME
-from linkproc_ray.core.limits import MAX_ID_LENGTH, MAX_PUSH_EVENTS, MAX_SEQ
+from linkproc_ray.core.limits import MAX_ID_LENGTH, MAX_IMPORT_LINKS, MAX_PUSH_EVENTS, MAX_SEQ
 from linkproc_ray.errors import (
     BatchTooLarge,
     Forbidden,
@@ -85,6 +85,36 @@ class Link(BaseModel):
 class LinkPage(BaseModel):
     links: list[Link]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
+
+
+class ImportItem(BaseModel):
+    url: str = Field(description="Any string: each entry is judged alone, a bad one answers `invalid`.")
+    tags: list[str] = Field(default=[], description="Tag names (folders); new names become tags of the org.")
+
+
+class ImportBody(BaseModel):
+    links: list[ImportItem | str] = Field(max_length=MAX_IMPORT_LINKS, description="Entries: objects, or bare URLs.")
+    source: str | None = Field(default=None, max_length=100, description="Where the links came from, e.g. `import`.")
+
+
+class ImportResult(BaseModel):
+    index: int = Field(description="The entry's place in `links`, from 0.")
+    url: str = Field(description="The canonical URL (as given, for an invalid entry).")
+    outcome: Literal["created", "exists", "duplicate", "invalid"]
+    id: str | None = Field(default=None, description="The link's id (not for `invalid`).")
+    reason: str | None = Field(default=None, description="Why an entry is `invalid`.")
+
+
+class ImportCounts(BaseModel):
+    created: int
+    exists: int
+    duplicate: int
+    invalid: int
+
+
+class Imported(BaseModel):
+    results: list[ImportResult]
+    counts: ImportCounts
 
 
 class Event(BaseModel):

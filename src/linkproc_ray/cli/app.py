@@ -15,16 +15,15 @@ from rich.table import Table
 
 from linkproc_ray.api.auth import issue_token, require_org_id
 from linkproc_ray.cli.backup import add_backup_commands
+from linkproc_ray.cli.bookmarks import add_bookmark_commands
+from linkproc_ray.cli.links import add_link_commands
+from linkproc_ray.cli.options import ServerURL, Token, fail
 from linkproc_ray.config import load_settings
 from linkproc_ray.errors import ConfigError, InvalidOrgId
 
 app = typer.Typer(help="linkproc-ray: event-sourced link enrichment on Ray.", no_args_is_help=True)
 console = Console()
 
-ServerURL = Annotated[str, typer.Option("--server", envvar="LINKPROC_URL", help="Base URL of the ingress.")]
-Token = Annotated[
-    str, typer.Option("--token", envvar="LINKPROC_TOKEN", help="A JWT for the org (see `linkproc token`).")
-]
 
 
 def page_url(host: str, port: int, token_value: str) -> str:
@@ -104,13 +103,8 @@ def _request(method: str, url: str, token_value: str, **kwargs: Any) -> Any:
     response = httpx.request(method, url, headers={"Authorization": f"Bearer {token_value}"}, timeout=30, **kwargs)
     if response.status_code >= 400:
         body = response.json()
-        raise typer.Exit(code=_fail(f"{response.status_code} {body.get('error')}: {body.get('detail')}"))
+        raise typer.Exit(code=fail(f"{response.status_code} {body.get('error')}: {body.get('detail')}"))
     return response.json()
-
-
-def _fail(message: str) -> int:
-    console.print(f"[red]{message}[/]")
-    return 1
 
 
 @app.command()
@@ -158,6 +152,8 @@ def watch_links(server: ServerURL = "http://127.0.0.1:8000", token_value: Token 
 
 
 add_backup_commands(app)
+add_bookmark_commands(app)
+add_link_commands(app)
 
 
 def main() -> None:

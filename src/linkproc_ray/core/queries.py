@@ -196,7 +196,9 @@ async def tag_names(store: EventStore, link_id: str | None = None) -> list[str]:
     return [r["name"] for r in rows]
 
 
-async def tag_ids(store: EventStore) -> dict[str, str]:
-    """Live tags of the org by name: suggestions reuse an existing tag's id."""
-    rows = await store.fetchall("SELECT id, name FROM tags WHERE deleted_at IS NULL ORDER BY rowid")
+async def tag_ids(store: EventStore, *, in_transaction: bool = False) -> dict[str, str]:
+    """Live tags of the org by name: suggestions and imports reuse an existing tag's id (the first, if names repeat)."""
+    rows = await store.fetchall(
+        "SELECT id, name FROM tags WHERE deleted_at IS NULL ORDER BY rowid DESC", in_transaction=in_transaction
+    )
     return {row["name"]: row["id"] for row in rows}

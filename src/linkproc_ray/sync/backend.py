@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from linkproc_ray.core import events as ev
 from linkproc_ray.core import queries
+from linkproc_ray.core.bookmarks import NewBookmark
 from linkproc_ray.core.events import (
     POKE_EVENTS,
     Event,
@@ -24,6 +25,7 @@ from linkproc_ray.core.events import (
     PullResult,
     PushResult,
     encoded_size,
+    new_id,
     utc_now,
     validate,
 )
@@ -187,6 +189,51 @@ class SyncBackend:
         link = await queries.get_link(self.store, link_id)
         assert link is not None, "a committed LinkCreated must materialize"
         return link, True
+
+    async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]:
+        """Save many links in one commit, each once: ``{"outcome": "created"|"exists"|"duplicate", "id"}`` per entry.
+
+        ``exists`` is a live link saved before; ``duplicate`` repeats a URL given
+        earlier in the same list. Tag names that are new to the org become tags;
+        an existing link gains the import's tags it lacks, so importing twice adds nothing.
+        """
+
+        async def decide(store: EventStore) -> tuple[list[NewEvent], Any]:
+            now = utc_now()
+            tag_ids = await queries.tag_ids(store, in_transaction=True)
+            made: list[EventArgs] = []
+            outcomes: list[JSON] = []
+            seen: dict[str, str] = {}
+            for bookmark in bookmarks:
+                if bookmark.url in seen:
+                    outcomes.append({"outcome": "duplicate", "id": seen[bookmark.url]})
+                    continue
+                existing = await queries.find_live_link_by_url(store, bookmark.url, in_transaction=True)
+                if existing is None:
+                    link_id, have = new_id(), set[str]()
+                    made.append(
+                        ev.LinkCreated(
+                            id=link_id, url=bookmark.url, domain=bookmark.domain, createdAt=now, source=bookmark.source
+                        )
+                    )
+                    outcomes.append({"outcome": "created", "id": link_id})
+                else:
+                    link_id, have = existing["id"], set(existing["tags"])
+                    outcomes.append({"outcome": "exists", "id": link_id})
+                seen[bookmark.url] = link_id
+                for name in bookmark.tags:
+                    if name in have:
+                        continue
+                    if name not in tag_ids:
+                        tag_ids[name] = new_id()
+                        made.append(ev.TagCreated(id=tag_ids[name], name=name, createdAt=now))
+                    made.append(ev.LinkTagged(linkId=link_id, tagId=tag_ids[name], taggedAt=now))
+                    have.add(name)
+            return [self._new_event(args) for args in made], outcomes
+
+        _, outcomes = await self._submit(decide)
+        result: list[JSON] = outcomes
+        return result
 
     def _new_event(self, args: EventArgs) -> NewEvent:
         return NewEvent.of(args, client_id=SERVER_CLIENT_ID, session_id=self._session_id)

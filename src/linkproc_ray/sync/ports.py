@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from linkproc_ray.core.bookmarks import NewBookmark
 from linkproc_ray.core.events import EventArgs, NewEvent, PullResult, PushResult
 from linkproc_ray.core.limits import DEFAULT_PULL_LIMIT
 from linkproc_ray.core.types import JSON
@@ -28,6 +29,8 @@ class OrgBackend(BackendPort, Protocol):
     async def append(self, events: list[EventArgs]) -> PushResult: ...
 
     async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]: ...
+
+    async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]: ...
 
     async def get_link(self, link_id: str) -> JSON | None: ...
 
