@@ -156,6 +156,36 @@ class SyncBackendActor(_Hibernating):
         await self._ready()
         return await self.core.list_links(**kwargs)
 
+    async def tag_link(self, link_id: str, name: str) -> JSON:
+        self._check_open()
+        await self._ready()
+        return await self.core.tag_link(link_id, name)
+
+    async def untag_link(self, link_id: str, name: str) -> JSON:
+        self._check_open()
+        await self._ready()
+        return await self.core.untag_link(link_id, name)
+
+    async def dismiss_suggestion(self, link_id: str, name: str) -> JSON:
+        self._check_open()
+        await self._ready()
+        return await self.core.dismiss_suggestion(link_id, name)
+
+    async def search_links(self, query: str, limit: int, offset: int) -> list[JSON]:
+        self._check_open()
+        await self._ready()
+        return await self.core.search_links(query, limit, offset)
+
+    async def export_links(self) -> list[JSON]:
+        self._check_open()
+        await self._ready()
+        return await self.core.export_links()
+
+    async def link_history(self, link_id: str) -> list[JSON]:
+        self._check_open()
+        await self._ready()
+        return await self.core.link_history(link_id)
+
     async def stats(self) -> JSON:
         self._check_open()
         await self._ready()
@@ -304,6 +334,30 @@ class ActorBackend:
 
     async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
         result: tuple[list[JSON], int | None] = await self._actor.call("list_links", **kwargs)
+        return result
+
+    async def tag_link(self, link_id: str, name: str) -> JSON:
+        result: JSON = await self._actor.call("tag_link", link_id, name)
+        return result
+
+    async def untag_link(self, link_id: str, name: str) -> JSON:
+        result: JSON = await self._actor.call("untag_link", link_id, name)
+        return result
+
+    async def dismiss_suggestion(self, link_id: str, name: str) -> JSON:
+        result: JSON = await self._actor.call("dismiss_suggestion", link_id, name)
+        return result
+
+    async def search_links(self, query: str, limit: int, offset: int) -> list[JSON]:
+        result: list[JSON] = await self._actor.call("search_links", query, limit, offset)
+        return result
+
+    async def export_links(self) -> list[JSON]:
+        result: list[JSON] = await self._actor.call("export_links")
+        return result
+
+    async def link_history(self, link_id: str) -> list[JSON]:
+        result: list[JSON] = await self._actor.call("link_history", link_id)
         return result
 
 

@@ -80,10 +80,26 @@ class Link(BaseModel):
     processing: Processing
     metadata: Metadata | None
     summary: LinkSummary | None
+    tags: list[str] = Field(default=[], description="The link's live tags, oldest first.")
+    suggestedTags: list[str] = Field(default=[], description="Suggested names not among `tags`, not dismissed.")
+
+
+class Snippet(BaseModel):
+    text: str = Field(description="Plain text around the best match (not HTML).")
+    marks: list[list[int]] = Field(description="`[start, end)` character ranges of `text` that matched.")
+
+
+class SearchInfo(BaseModel):
+    rank: float = Field(description="bm25 score: lower is better; results come best first.")
+    snippet: Snippet
+
+
+class SearchHit(Link):
+    search: SearchInfo | None = Field(default=None, description="Only with `q`.")
 
 
 class LinkPage(BaseModel):
-    links: list[Link]
+    links: list[SearchHit]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
 
 
@@ -125,6 +141,10 @@ class Event(BaseModel):
     args: dict[str, Any]
     clientId: str
     sessionId: str
+
+
+class History(BaseModel):
+    events: list[Event]
 
 
 class Pulled(BaseModel):

@@ -25,7 +25,6 @@ app = typer.Typer(help="linkproc-ray: event-sourced link enrichment on Ray.", no
 console = Console()
 
 
-
 def page_url(host: str, port: int, token_value: str) -> str:
     """The web page's address with the token in its fragment: it opens signed in, and no request or log carries it."""
     reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

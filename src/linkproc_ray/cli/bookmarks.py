@@ -57,7 +57,9 @@ def add_bookmark_commands(app: typer.Typer) -> None:
 
     @app.command("import")
     def import_file(
-        path: Annotated[Path, typer.Argument(help="A Netscape bookmark HTML file, a JSON export, a list of URLs, or -.")],
+        path: Annotated[
+            Path, typer.Argument(help="A Netscape bookmark HTML file, a JSON export, a list of URLs, or -.")
+        ],
         server: ServerURL = "http://127.0.0.1:8000",
         token_value: Token = "",
         as_json: JsonOutput = False,

@@ -118,7 +118,10 @@ def add_link_commands(app: typer.Typer) -> None:
 
     @app.command()
     def show(
-        link_id: LinkArg, server: ServerURL = "http://127.0.0.1:8000", token_value: Token = "", as_json: JsonOutput = False
+        link_id: LinkArg,
+        server: ServerURL = "http://127.0.0.1:8000",
+        token_value: Token = "",
+        as_json: JsonOutput = False,
     ) -> None:
         """Show a link: metadata, summary, tags, and its processing history with failures in words.
 
@@ -136,7 +139,10 @@ def add_link_commands(app: typer.Typer) -> None:
 
     @app.command("rm")
     def remove(
-        link_id: LinkArg, server: ServerURL = "http://127.0.0.1:8000", token_value: Token = "", as_json: JsonOutput = False
+        link_id: LinkArg,
+        server: ServerURL = "http://127.0.0.1:8000",
+        token_value: Token = "",
+        as_json: JsonOutput = False,
     ) -> None:
         """Delete a link.
 
@@ -147,7 +153,10 @@ def add_link_commands(app: typer.Typer) -> None:
 
     @app.command()
     def reprocess(
-        link_id: LinkArg, server: ServerURL = "http://127.0.0.1:8000", token_value: Token = "", as_json: JsonOutput = False
+        link_id: LinkArg,
+        server: ServerURL = "http://127.0.0.1:8000",
+        token_value: Token = "",
+        as_json: JsonOutput = False,
     ) -> None:
         """Fetch and summarize a link again.
 
@@ -158,7 +167,9 @@ def add_link_commands(app: typer.Typer) -> None:
 
     @app.command()
     def search(
-        query: Annotated[str, typer.Argument(help="Words to find in titles, descriptions, summaries, tags, sites, URLs.")],
+        query: Annotated[
+            str, typer.Argument(help="Words to find in titles, descriptions, summaries, tags, sites, URLs.")
+        ],
         limit: Annotated[int, typer.Option(help="How many results, best first.")] = 20,
         server: ServerURL = "http://127.0.0.1:8000",
         token_value: Token = "",

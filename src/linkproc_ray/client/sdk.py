@@ -32,6 +32,7 @@ from linkproc_ray.core.backoff import Backoff
 from linkproc_ray.core.bookmarks import Entry
 from linkproc_ray.core.events import Event, EventArgs, NewEvent, make, new_id, utc_now
 from linkproc_ray.core.limits import MAX_IMPORT_LINKS, MAX_PULL_LIMIT
+from linkproc_ray.core.search import search_links
 from linkproc_ray.core.types import JSON
 from linkproc_ray.core.urls import canonicalize_url, domain_of
 from linkproc_ray.errors import (
@@ -255,6 +256,16 @@ class LinkprocClient:
         """The server's ``Link`` (deleted ones too); :class:`NotFound` if there is none."""
         answer: JSON = await self._call("GET", f"/v1/orgs/{self.org}/links/{quote(link_id, safe='')}")
         return answer
+
+    async def link_history(self, link_id: str) -> list[JSON]:
+        """The events about a link, oldest first, as the server's log holds them."""
+        answer: JSON = await self._call("GET", f"/v1/orgs/{self.org}/links/{quote(link_id, safe='')}/history")
+        events: list[JSON] = answer["events"]
+        return events
+
+    async def search(self, q: str, *, limit: int = 20) -> list[JSON]:
+        """Full-text search of this replica (offline, pending commits included): the server's ranking and snippets."""
+        return await search_links(self.replica.store, q, limit=limit)
 
     async def remove_link(self, link_id: str) -> JSON:
         """Delete a link on the server (``v1.LinkDeleted``)."""

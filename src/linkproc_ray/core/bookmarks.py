@@ -145,17 +145,17 @@ class _NetscapeParser(HTMLParser):
             self._toolbar = values.get("personal_toolbar_folder", "").lower() == "true"
         elif tag == "dl":
             self.finish_anchor()
+            self._finish_heading()
             self._folders.append(self._next_folder)
             self._next_folder = None
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "a":
             self.finish_anchor()
-        elif tag == "h3" and self._heading is not None:
-            name = tag_name("".join(self._heading))
-            self._next_folder = None if self._toolbar else name
-            self._heading = None
+        elif tag == "h3":
+            self._finish_heading()
         elif tag == "dl" and self._folders:
+            self.finish_anchor()
             self._folders.pop()
 
     def handle_data(self, data: str) -> None:
@@ -163,6 +163,14 @@ class _NetscapeParser(HTMLParser):
             self._anchor[2].append(data)
         elif self._heading is not None:
             self._heading.append(data)
+
+    def _finish_heading(self) -> None:
+        """End the open ``<H3>``: its name is the folder of the ``<DL>`` that follows (``</H3>`` may be missing)."""
+        if self._heading is None:
+            return
+        name = tag_name("".join(self._heading))
+        self._next_folder = None if self._toolbar else name
+        self._heading = None
 
     def finish_anchor(self) -> None:
         """End the open ``<A>``: its closing tag may be missing in a broken file."""

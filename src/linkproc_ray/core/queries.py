@@ -76,9 +76,46 @@ def link_json(row: JSON) -> JSON:
     }
 
 
-async def get_link(store: EventStore, link_id: str) -> JSON | None:
-    rows = await store.fetchall(_LINK_SELECT + " WHERE l.id = ?", (link_id,))
+async def get_link(store: EventStore, link_id: str, *, in_transaction: bool = False) -> JSON | None:
+    rows = await store.fetchall(_LINK_SELECT + " WHERE l.id = ?", (link_id,), in_transaction=in_transaction)
     return link_json(rows[0]) if rows else None
+
+
+async def links_by_rowid(store: EventStore, rowids: list[int]) -> dict[int, JSON]:
+    """Rows of :data:`_LINK_SELECT` by the links' rowids (as search ranks them), for :func:`link_json`."""
+    if not rowids:
+        return {}
+    marks = ",".join("?" * len(rowids))
+    rows = await store.fetchall(_LINK_SELECT + f" WHERE l.rowid IN ({marks})", rowids)
+    return {row["row"]: row for row in rows}
+
+
+async def all_links(store: EventStore) -> list[JSON]:
+    """Every live link, oldest first: what an export holds."""
+    rows = await store.fetchall(_LINK_SELECT + " WHERE l.deleted_at IS NULL ORDER BY l.rowid")
+    return [link_json(row) for row in rows]
+
+
+async def link_history(store: EventStore, link_id: str) -> list[JSON]:
+    """The events about one link, oldest first (needs the log: the backend's store or the SDK's)."""
+    rows = await store.fetchall(
+        "SELECT seq, parent, id, name, args, client_id, session_id FROM events "
+        "WHERE json_extract(args, '$.linkId') = ? OR (json_extract(args, '$.id') = ? AND name LIKE 'v1.Link%') "
+        "ORDER BY seq",
+        (link_id, link_id),
+    )
+    return [
+        {
+            "seq": r["seq"],
+            "parent": r["parent"],
+            "id": r["id"],
+            "name": r["name"],
+            "args": json.loads(r["args"]),
+            "clientId": r["client_id"],
+            "sessionId": r["session_id"],
+        }
+        for r in rows
+    ]
 
 
 async def find_live_link_by_url(store: EventStore, url: str, *, in_transaction: bool = False) -> JSON | None:
