@@ -90,9 +90,11 @@ def add_bookmark_commands(app: typer.Typer) -> None:
             return
         invalid = [o for o in outcomes if o.outcome == "invalid"]
         for outcome in invalid[:SHOWN_INVALID]:
-            console.print(f"[yellow]entry {outcome.position}[/] {outcome.url[:80]!r}: {outcome.reason}")
+            console.print(f"[yellow]entry {outcome.position}[/] {outcome.url[:80]!r}: {outcome.reason}", soft_wrap=True)
         if len(invalid) > SHOWN_INVALID:
-            console.print(f"… and {len(invalid) - SHOWN_INVALID} more invalid entries (--json lists every entry)")
+            console.print(
+                f"… and {len(invalid) - SHOWN_INVALID} more invalid entries (--json lists every entry)", soft_wrap=True
+            )
         typer.echo(
             f"{len(found.entries)} entries ({found.format}, {found.encoding}): "
             + ", ".join(f"{summary[name]} {name}" for name in OUTCOMES)

@@ -26,7 +26,7 @@ MAX_TAG_LENGTH: Final = 64
 """Characters of a tag name (``v1.TagCreated``)."""
 
 _META_CHARSET: Final = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.+-]+)""", re.IGNORECASE)
-_LOOKS_LIKE_HTML: Final = re.compile(r"<!doctype\s+netscape-bookmark-file|<a\s[^>]*href\s*=|<dl[\s>]", re.IGNORECASE)
+_LOOKS_LIKE_HTML: Final = re.compile(r"<!doctype\s|<html[\s>]|<body[\s>]|<a\s[^>]*href\s*=|<dl[\s>]", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
+from urllib.parse import unquote
 
 from linkproc_ray.core import events as ev
 from linkproc_ray.core.events import Event
@@ -116,6 +117,14 @@ def search_text(text: str | None) -> str | None:
     return None if text is None else _CJK.sub(r" \1 ", text)
 
 
+def search_url(url: str | None) -> str | None:
+    """A URL as the index stores it: percent-escapes decoded, so ``caf%C3%A9`` is the word ``café``.
+
+    The SQL function ``search_url`` of every store, deterministic like :func:`search_text`.
+    """
+    return None if url is None else search_text(unquote(url))
+
+
 def is_cjk(char: str) -> bool:
     """Whether ``char`` is one :func:`search_text` sets apart."""
     return _CJK.fullmatch(char) is not None
@@ -127,7 +136,7 @@ SELECT l.rowid, search_text(s.title), search_text(s.description), search_text(m.
        search_text((SELECT group_concat(name, ' ') FROM
            (SELECT t.name FROM link_tags AS lt JOIN tags AS t ON t.id = lt.tag_id
             WHERE lt.link_id = l.id AND t.deleted_at IS NULL ORDER BY t.rowid))),
-       search_text(s.site_name), l.url
+       search_text(s.site_name), search_url(l.url)
 FROM links AS l
 LEFT JOIN link_snapshots AS s ON s.rowid = (SELECT MAX(rowid) FROM link_snapshots WHERE link_id = l.id)
 LEFT JOIN link_summaries AS m ON m.rowid = (SELECT MAX(rowid) FROM link_summaries WHERE link_id = l.id)

@@ -118,6 +118,14 @@ async def link_history(store: EventStore, link_id: str) -> list[JSON]:
     ]
 
 
+async def live_link_id(store: EventStore, url: str) -> str | None:
+    """The id of the live link with this canonical URL, read in the writer's open transaction (an import's check)."""
+    rows = await store.fetchall(
+        "SELECT id FROM links WHERE url = ? AND deleted_at IS NULL", (url,), in_transaction=True
+    )
+    return str(rows[0]["id"]) if rows else None
+
+
 async def find_live_link_by_url(store: EventStore, url: str, *, in_transaction: bool = False) -> JSON | None:
     rows = await store.fetchall(
         _LINK_SELECT + " WHERE l.url = ? AND l.deleted_at IS NULL", (url,), in_transaction=in_transaction
@@ -220,15 +228,18 @@ async def link_states(store: EventStore, link_ids: Iterable[str]) -> dict[str, L
     }
 
 
-async def tag_names(store: EventStore, link_id: str | None = None) -> list[str]:
+async def tag_names(store: EventStore, link_id: str | None = None, *, in_transaction: bool = False) -> list[str]:
     """Live tag names of the org, or of one link."""
     if link_id is None:
-        rows = await store.fetchall("SELECT name FROM tags WHERE deleted_at IS NULL ORDER BY rowid")
+        rows = await store.fetchall(
+            "SELECT name FROM tags WHERE deleted_at IS NULL ORDER BY rowid", in_transaction=in_transaction
+        )
     else:
         rows = await store.fetchall(
             "SELECT t.name FROM link_tags AS lt JOIN tags AS t ON t.id = lt.tag_id "
             "WHERE lt.link_id = ? AND t.deleted_at IS NULL ORDER BY t.rowid",
             (link_id,),
+            in_transaction=in_transaction,
         )
     return [r["name"] for r in rows]
 

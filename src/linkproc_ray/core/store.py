@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final
 import aiosqlite
 
 from linkproc_ray.core.events import Event, NewEvent
-from linkproc_ray.core.materialize import REINDEX_ALL, SCHEMA, TABLES, search_text, statements_for
+from linkproc_ray.core.materialize import REINDEX_ALL, SCHEMA, TABLES, search_text, search_url, statements_for
 from linkproc_ray.core.types import JSON
 from linkproc_ray.errors import CorruptStore, StorageFull, StoreError
 
@@ -144,6 +144,7 @@ class EventStore:
             for pragma in (*_PRAGMAS, f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}"):
                 await db.execute(pragma)
             await db.create_function("search_text", 1, search_text, deterministic=True)
+            await db.create_function("search_url", 1, search_url, deterministic=True)
             await db.executescript(
                 _META_SCHEMA
                 + SCHEMA

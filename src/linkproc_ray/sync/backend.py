@@ -209,7 +209,7 @@ class SyncBackend:
                 if bookmark.url in seen:
                     outcomes.append({"outcome": "duplicate", "id": seen[bookmark.url]})
                     continue
-                existing = await queries.find_live_link_by_url(store, bookmark.url, in_transaction=True)
+                existing = await queries.live_link_id(store, bookmark.url)
                 if existing is None:
                     link_id, have = new_id(), set[str]()
                     made.append(
@@ -219,7 +219,8 @@ class SyncBackend:
                     )
                     outcomes.append({"outcome": "created", "id": link_id})
                 else:
-                    link_id, have = existing["id"], set(existing["tags"])
+                    link_id = existing
+                    have = set(await queries.tag_names(store, link_id, in_transaction=True)) if bookmark.tags else set()
                     outcomes.append({"outcome": "exists", "id": link_id})
                 seen[bookmark.url] = link_id
                 for name in bookmark.tags:
