@@ -138,7 +138,15 @@ async def org_backend(request: Request, org: OrgId) -> OrgBackend:
 
 Backend = Annotated[OrgBackend, Depends(org_backend)]
 LinkId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The link's id.")]
-TagName = Annotated[str, Path(min_length=1, max_length=MAX_TAG_LENGTH, description="A tag's name.")]
+TagName = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_TAG_LENGTH,
+        pattern=r"\S",
+        description="A tag's name: at least one character that is not a space (whitespace runs become one space).",
+    ),
+]
 
 
 async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
