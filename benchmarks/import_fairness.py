@@ -1,6 +1,7 @@
 """Does a big import hold other orgs back? A 5,000-link import into org A while org B saves one link every 0.5 s.
 
-B's saves are measured twice, with the same tooling as burst.py's probe:
+B's saves are measured twice, with the same tooling as burst.py's probe
+(after a first save that starts B's actors):
 alone (nothing else running), then during A's import until every one of A's
 links is terminal. For each phase: B's POST latency (p50/p95/p99) and its
 time to summary (the POST answered to its LinkSummarized reaching B's other
@@ -145,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 b_pages = [f"{b_server.base}/synthetic/{n}" for n in range(probes)]  # one list: no page saved twice
 
                 async def run() -> tuple[JSON, JSON]:
+                    # B's first save starts its actors (a cold org): not part of either measured phase.
+                    await probe_phase(base, token_b, b_pages, options.interval, sleep_for(1.0), 30)
                     alone = await probe_phase(base, token_b, b_pages, options.interval, sleep_for(options.alone), 30)
                     during = await probe_phase(
                         base,
