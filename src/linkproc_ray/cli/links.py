@@ -1,4 +1,4 @@
-"""The commands about one link or a search: ``show``, ``rm``, ``reprocess``, ``search``, ``tag``, ``untag``, ``open``.
+"""The commands about links: ``add``, ``ls``, ``show``, ``rm``, ``reprocess``, ``search``, ``tag``, ``untag``, ``open``.
 
 Each runs one of the SDK's server commands; ``--json`` prints the server's
 answer as it is, for scripts.
@@ -114,7 +114,48 @@ def _echo_json(value: Any) -> None:
 
 
 def add_link_commands(app: typer.Typer) -> None:
-    """Register the per-link commands and ``search`` on the ``linkproc`` app."""
+    """Register the link commands on the ``linkproc`` app."""
+
+    @app.command()
+    def add(
+        url: Annotated[str, typer.Argument(help="An absolute http(s) URL.")],
+        server: ServerURL = "http://127.0.0.1:8000",
+        token_value: Token = "",
+        as_json: JsonOutput = False,
+    ) -> None:
+        """Save a link for the token's org (the same URL saved again is the same link).
+
+        Example: linkproc add https://example.com/article
+        """
+        link = _run(server, token_value, lambda client: client.save_link(url))
+        if as_json:
+            _echo_json(link)
+        else:
+            typer.echo(f"{link['id']}  {link['url']}")
+
+    @app.command("ls")
+    def list_links(
+        limit: Annotated[int, typer.Option(help="How many links, newest first (at most 200).")] = 50,
+        server: ServerURL = "http://127.0.0.1:8000",
+        token_value: Token = "",
+        as_json: JsonOutput = False,
+    ) -> None:
+        """List the org's links with their processing status and title.
+
+        Example: linkproc ls --limit 20
+        """
+        links = _run(server, token_value, lambda client: client.list_remote(limit=limit))
+        if as_json:
+            _echo_json(links)
+            return
+        table = Table("id", "status", "processing", "title", "url")
+        for link in links:
+            processing = link["processing"]["status"] or "queued"
+            if link["processing"]["error"]:
+                processing += f" ({failure_in_words(link['processing']['error'])})"
+            title = (link["metadata"] or {}).get("title") or ""
+            table.add_row(link["id"][:8], link["status"], processing, title[:60], link["url"][:60])
+        console.print(table)
 
     @app.command()
     def show(

@@ -252,6 +252,18 @@ class LinkprocClient:
                 on_batch(batch)
         return outcomes
 
+    async def save_link(self, url: str, source: str | None = None) -> JSON:
+        """Save a link on the server at once (``POST /links``): the new link, or the live one with the same URL."""
+        body = {"url": url} if source is None else {"url": url, "source": source}
+        answer: JSON = await self._call("POST", f"/v1/orgs/{self.org}/links", json=body)
+        return answer
+
+    async def list_remote(self, *, limit: int = 50) -> list[JSON]:
+        """The server's newest links (``GET /links``)."""
+        answer: JSON = await self._call("GET", f"/v1/orgs/{self.org}/links", params={"limit": limit})
+        links: list[JSON] = answer["links"]
+        return links
+
     async def fetch_link(self, link_id: str) -> JSON:
         """The server's ``Link`` (deleted ones too); :class:`NotFound` if there is none."""
         answer: JSON = await self._call("GET", f"/v1/orgs/{self.org}/links/{quote(link_id, safe='')}")

@@ -210,3 +210,16 @@ def test_every_command_appears_in_the_readme():
     ]
     missing = [name for name in names if not re.search(rf"linkproc {re.escape(name)}\b", readme)]
     assert missing == []
+
+
+def test_add_saves_one_link_and_ls_lists_it(run):
+    added = json.loads(run("add", "https://single.example/page?utm_source=x", "--json").output)
+    assert added["url"] == "https://single.example/page"
+    assert added["id"] in run("add", "https://single.example/page").output  # the same link again
+    assert [link["id"] for link in json.loads(run("ls", "--json").output)] == [added["id"]]
+    assert added["id"][:8] in run("ls").output
+
+
+def test_add_refuses_what_is_not_a_web_address(run):
+    result = run("add", "javascript:alert(1)", ok=False)
+    assert result.exit_code == 1 and "only absolute http and https URLs are accepted" in result.output
