@@ -28,10 +28,11 @@ def match_expression(query: str) -> str | None:
     operator; a word the tokenizer splits (``rust-async``, ``東京``) must
     appear as those tokens side by side. ``None`` when nothing searchable is left.
     """
-    words = [w.replace('"', " ").strip() for w in query[:MAX_QUERY_LENGTH].split()]
-    phrases = [f'"{search_text(w)}"' for w in words if any(c.isalnum() for c in w)]
-    if not phrases:
+    cleaned = (w.replace('"', " ").strip() for w in query[:MAX_QUERY_LENGTH].split())
+    words = [w for w in cleaned if any(c.isalnum() for c in w)]
+    if not words:
         return None
+    phrases = [f'"{search_text(w)}"' for w in words]
     if not is_cjk(words[-1][-1]):
         phrases[-1] += "*"
     return " ".join(phrases)

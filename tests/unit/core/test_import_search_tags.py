@@ -209,7 +209,7 @@ def test_a_deleted_link_is_not_found(client, saved):
     assert search(client, "cafe") == []
 
 
-@pytest.mark.parametrize("q", ['"', "NEAR(", "-", "a OR", "*", "col:x"])
+@pytest.mark.parametrize("q", ['"', 'rust "', "NEAR(", "-", "a OR", "*", "col:x", "rust -", "^", "(((", "AND"])
 def test_fts_syntax_in_a_query_is_only_text(client, saved, q):
     response = client.get("/v1/orgs/acme/links", params={"q": q})
     assert response.status_code == 200
