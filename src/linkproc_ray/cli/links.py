@@ -190,7 +190,10 @@ def add_link_commands(app: typer.Typer) -> None:
         Example: linkproc rm 3f2a…
         """
         link = _run(server, token_value, lambda client: client.remove_link(link_id))
-        _echo_json(link) if as_json else typer.echo(f"deleted {link['id']}  {link['url']}")
+        if as_json:
+            _echo_json(link)
+        else:
+            typer.echo(f"deleted {link['id']}  {link['url']}")
 
     @app.command()
     def reprocess(
@@ -204,7 +207,10 @@ def add_link_commands(app: typer.Typer) -> None:
         Example: linkproc reprocess 3f2a…
         """
         link = _run(server, token_value, lambda client: client.reprocess_link(link_id))
-        _echo_json(link) if as_json else typer.echo(f"reprocessing {link['id']}  {link['url']}")
+        if as_json:
+            _echo_json(link)
+        else:
+            typer.echo(f"reprocessing {link['id']}  {link['url']}")
 
     @app.command()
     def search(
@@ -253,7 +259,10 @@ def add_link_commands(app: typer.Typer) -> None:
         Example: linkproc tag 3f2a… rust
         """
         link = _run(server, token_value, lambda client: client.tag_link(link_id, name))
-        _echo_json(link) if as_json else typer.echo(f"{link['id']}  tags: {', '.join(link['tags'])}")
+        if as_json:
+            _echo_json(link)
+        else:
+            typer.echo(f"{link['id']}  tags: {', '.join(link['tags'])}")
 
     @app.command()
     def untag(
@@ -292,4 +301,7 @@ def add_link_commands(app: typer.Typer) -> None:
         link = _run(server, token_value, lambda client: client.fetch_link(link_id))
         if browser:
             webbrowser.open(link["url"])
-        _echo_json({"id": link["id"], "url": link["url"]}) if as_json else typer.echo(link["url"])
+        if as_json:
+            _echo_json({"id": link["id"], "url": link["url"]})
+        else:
+            typer.echo(link["url"])
