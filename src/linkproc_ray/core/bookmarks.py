@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Final
 
-import charset_normalizer
-
 from linkproc_ray.core.types import JSON
 
 MAX_TAG_LENGTH: Final = 64
@@ -67,6 +65,9 @@ def decode(data: bytes) -> tuple[str, str]:
             return data.decode(codec), codec
         except (LookupError, UnicodeDecodeError):
             continue
+    # Imported here: the backend actor uses this module's types, never the detector (a few MB it need not load).
+    import charset_normalizer
+
     best = charset_normalizer.from_bytes(data).best()
     codec = best.encoding if best is not None else "cp1252"
     return data.decode(codec, errors="replace"), codec
