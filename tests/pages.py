@@ -76,6 +76,8 @@ class RecordedRequest:
     method: str
     path: str
     headers: Mapping[str, str]
+    at: float = 0.0
+    """``time.monotonic()`` when it arrived."""
 
 
 Route = Callable[[int], Reply]
@@ -90,6 +92,9 @@ class PageServer:
         self._hits: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
+        self._concurrent: Counter[str] = Counter()
+        self.peak_concurrent: Counter[str] = Counter()
+        """The most requests served at once, by the host name of their ``Host`` header."""
         self._httpd = _QuietServer((host, 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False  # endless streams must not hold up shutdown
@@ -216,6 +221,15 @@ class PageServer:
         with self._lock:
             self.requests.append(request)
 
+    def _enter(self, host: str) -> None:
+        with self._lock:
+            self._concurrent[host] += 1
+            self.peak_concurrent[host] = max(self.peak_concurrent[host], self._concurrent[host])
+
+    def _leave(self, host: str) -> None:
+        with self._lock:
+            self._concurrent[host] -= 1
+
 
 class _QuietServer(ThreadingHTTPServer):
     """Clients that hang up (caps, timeouts, pooled connections) are expected, not errors."""
@@ -244,13 +258,17 @@ def _make_handler(server: PageServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
-            server._record(RecordedRequest("GET", self.path, dict(self.headers.items())))
-            route, hit = server._lookup(path)
-            reply = route(hit) if route is not None else Reply(status=404, body=b"not found")
+            server._record(RecordedRequest("GET", self.path, dict(self.headers.items()), time.monotonic()))
+            host = urlsplit(f"//{self.headers.get('Host', '')}").hostname or ""
+            server._enter(host)
             try:
+                route, hit = server._lookup(path)
+                reply = route(hit) if route is not None else Reply(status=404, body=b"not found")
                 self._send(reply)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client hung up: expected for caps and timeouts
+            finally:
+                server._leave(host)
 
         def _send(self, reply: Reply) -> None:
             self.send_response(reply.status)

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(default=5_000_000, gt=0)
     fetch_max_redirects: int = Field(default=5, ge=0, le=20)
     fetch_concurrency: int = Field(default=8, ge=1)
+    fetch_per_host: int = Field(default=2, ge=1, description="Fetches at once to one host name, per processor.")
     summarize_concurrency: int = Field(default=3, ge=1)
     max_attempts: int = Field(default=3, ge=1)
     idle_ttl: float = Field(default=600.0, gt=0, description="Seconds an idle org actor lives on.")

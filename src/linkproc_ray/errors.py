@@ -15,6 +15,7 @@ close 1011)::
     │   ├── InvalidOrgId              invalid_request      400
     │   ├── InvalidEvent              invalid_request      422 (names event and field)
     │   ├── InvalidURL                invalid_request      422
+    │   ├── InvalidTag                invalid_request      422
     │   └── BatchTooLarge             too_large            413
     ├── NotFound                      not_found            404
     ├── AuthError
@@ -117,6 +118,10 @@ class InvalidEvent(RequestError):
 
 class InvalidURL(RequestError):
     """A URL that is not an absolute http(s) URL within the length limit."""
+
+
+class InvalidTag(RequestError):
+    """A tag name with nothing but spaces, or tags that are not a list of strings."""
 
 
 class BatchTooLarge(RequestError):

@@ -20,6 +20,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from linkproc_ray.adapters.metrics import org_metrics
 from linkproc_ray.config import NAMESPACE, Settings
 from linkproc_ray.core.backoff import Backoff
+from linkproc_ray.core.bookmarks import NewBookmark
 from linkproc_ray.core.events import EventArgs, NewEvent, PullResult, PushResult
 from linkproc_ray.core.limits import DEFAULT_PULL_LIMIT
 from linkproc_ray.core.store import EventStore
@@ -144,6 +145,11 @@ class SyncBackendActor(_Hibernating):
         await self._ready()
         return await self.core.create_link(url, domain, source, link_id)
 
+    async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]:
+        self._check_open()
+        await self._ready()
+        return await self.core.import_links(bookmarks)
+
     async def get_link(self, link_id: str) -> JSON | None:
         self._check_open()
         await self._ready()
@@ -153,6 +159,36 @@ class SyncBackendActor(_Hibernating):
         self._check_open()
         await self._ready()
         return await self.core.list_links(**kwargs)
+
+    async def tag_link(self, link_id: str, name: str) -> JSON:
+        self._check_open()
+        await self._ready()
+        return await self.core.tag_link(link_id, name)
+
+    async def untag_link(self, link_id: str, name: str) -> JSON:
+        self._check_open()
+        await self._ready()
+        return await self.core.untag_link(link_id, name)
+
+    async def dismiss_suggestion(self, link_id: str, name: str) -> JSON:
+        self._check_open()
+        await self._ready()
+        return await self.core.dismiss_suggestion(link_id, name)
+
+    async def search_links(self, query: str, limit: int, offset: int) -> list[JSON]:
+        self._check_open()
+        await self._ready()
+        return await self.core.search_links(query, limit, offset)
+
+    async def export_links(self) -> list[JSON]:
+        self._check_open()
+        await self._ready()
+        return await self.core.export_links()
+
+    async def link_history(self, link_id: str) -> list[JSON]:
+        self._check_open()
+        await self._ready()
+        return await self.core.link_history(link_id)
 
     async def stats(self) -> JSON:
         self._check_open()
@@ -292,12 +328,40 @@ class ActorBackend:
         result: tuple[JSON, bool] = await self._actor.call("create_link", url, domain, source, link_id)
         return result
 
+    async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]:
+        result: list[JSON] = await self._actor.call("import_links", bookmarks)
+        return result
+
     async def get_link(self, link_id: str) -> JSON | None:
         result: JSON | None = await self._actor.call("get_link", link_id)
         return result
 
     async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
         result: tuple[list[JSON], int | None] = await self._actor.call("list_links", **kwargs)
+        return result
+
+    async def tag_link(self, link_id: str, name: str) -> JSON:
+        result: JSON = await self._actor.call("tag_link", link_id, name)
+        return result
+
+    async def untag_link(self, link_id: str, name: str) -> JSON:
+        result: JSON = await self._actor.call("untag_link", link_id, name)
+        return result
+
+    async def dismiss_suggestion(self, link_id: str, name: str) -> JSON:
+        result: JSON = await self._actor.call("dismiss_suggestion", link_id, name)
+        return result
+
+    async def search_links(self, query: str, limit: int, offset: int) -> list[JSON]:
+        result: list[JSON] = await self._actor.call("search_links", query, limit, offset)
+        return result
+
+    async def export_links(self) -> list[JSON]:
+        result: list[JSON] = await self._actor.call("export_links")
+        return result
+
+    async def link_history(self, link_id: str) -> list[JSON]:
+        result: list[JSON] = await self._actor.call("link_history", link_id)
         return result
 
 

@@ -22,6 +22,7 @@ from linkproc_ray.core.store import EventStore
 from linkproc_ray.errors import AIError, AITimeout, LinkprocError
 from linkproc_ray.pipeline.enricher import Enricher, Lanes
 from linkproc_ray.pipeline.fetch import Fetcher, FetchLimits
+from linkproc_ray.pipeline.hosts import HostGate
 from linkproc_ray.pipeline.ssrf import FetchPolicy
 from linkproc_ray.summarize.extractive import EXTRACTIVE_MODEL
 from linkproc_ray.summarize.fallback import FallbackSummarizer
@@ -34,16 +35,19 @@ def build_processor(org: str, settings: Settings, backend: BackendPort) -> LinkP
     """The org's processor core: its replica file, fetcher, parse tasks, summarizer and metrics."""
     s = settings
     record = functools.partial(org_metrics().record, org)
+    hosts = HostGate(s.fetch_per_host)
     fetcher = Fetcher(
         FetchPolicy.from_allow_list(s.fetch_allow_hosts),
         FetchLimits(total_timeout=s.fetch_timeout, max_bytes=s.fetch_max_bytes, max_redirects=s.fetch_max_redirects),
+        hosts=hosts,
     )
     run_cpu = cpu_runner(s.parse_num_cpus, s.parse_priority)
     enricher = Enricher(
         fetcher,
         summarizer_for(s, run_cpu, on_fallback=lambda code: record("fallback", {"error": code})),
         run_cpu=run_cpu,
-        lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency),
+        lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency, per_host=s.fetch_per_host),
+        hosts=hosts,
     )
     return LinkProcessor(
         EventStore(s.org_dir(org) / "processor.sqlite", keep_log=False, durable=False, exclusive=True),

@@ -23,20 +23,24 @@ from linkproc_ray.api.metrics import METRICS
 from linkproc_ray.api.web import add_web_routes
 from linkproc_ray.api.ws import add_sync_socket
 from linkproc_ray.core import events as ev
+from linkproc_ray.core.bookmarks import MAX_TAG_LENGTH, NewBookmark, unique_tags, write_json, write_netscape
 from linkproc_ray.core.events import new_id, parse_push, utc_now
 from linkproc_ray.core.limits import (
     DEFAULT_PULL_LIMIT,
     MAX_BODY_BYTES,
     MAX_ID_LENGTH,
+    MAX_IMPORT_BODY_BYTES,
+    MAX_IMPORT_LINKS,
     MAX_LINK_BODY_BYTES,
     MAX_PULL_LIMIT,
     MAX_PULL_WAIT,
     MAX_SEQ,
     MAX_URL_LENGTH,
 )
+from linkproc_ray.core.search import MAX_QUERY_LENGTH
 from linkproc_ray.core.types import JSON
 from linkproc_ray.core.urls import canonicalize_url, domain_of
-from linkproc_ray.errors import BatchTooLarge, InvalidURL, LinkprocError, MalformedBody, NotFound
+from linkproc_ray.errors import BatchTooLarge, InvalidTag, InvalidURL, LinkprocError, MalformedBody, NotFound
 from linkproc_ray.sync.ports import Gateway, OrgBackend
 
 ProcessingFilter = Literal["none", "pending", "completed", "failed", "cancelled", "reprocess_requested"]
@@ -71,6 +75,39 @@ class NewLink(BaseModel):
     source: str | None = Field(default=None, max_length=100)
 
 
+def read_import(body: Any) -> tuple[list[JSON], list[tuple[int, NewBookmark]]]:
+    """``POST /links:batch``'s body judged entry by entry: the answers of invalid ones, and the valid ones to save.
+
+    Only the envelope can fail the whole request; a bad entry is answered
+    ``invalid`` with its reason and the others are saved.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("links"), list):
+        raise MalformedBody("body must be an object {'links': [{'url': …, 'tags'?: […]}…], 'source'?: str}")
+    items: list[Any] = body["links"]
+    if len(items) > MAX_IMPORT_LINKS:
+        raise BatchTooLarge(f"an import holds at most {MAX_IMPORT_LINKS} links, got {len(items)}")
+    source = body.get("source")
+    if source is not None and (not isinstance(source, str) or len(source) > 100 or not ev.is_unicode(source)):
+        raise MalformedBody("source must be a string of at most 100 characters")
+    invalid: list[JSON] = []
+    valid: list[tuple[int, NewBookmark]] = []
+    for index, item in enumerate(items):
+        raw = item.get("url") if isinstance(item, dict) else item
+        shown = raw if isinstance(raw, str) and ev.is_unicode(raw) else ""
+        tags = item.get("tags", []) if isinstance(item, dict) else []
+        try:
+            if not isinstance(raw, str) or not ev.is_unicode(raw):
+                raise InvalidURL("url must be a string")
+            if not isinstance(tags, list) or not all(isinstance(t, str) and ev.is_unicode(t) for t in tags):
+                raise InvalidTag("tags must be a list of strings")
+            url = canonicalize_url(raw)
+        except (InvalidURL, InvalidTag) as exc:
+            invalid.append({"index": index, "url": shown[:MAX_URL_LENGTH], "outcome": "invalid", "reason": str(exc)})
+            continue
+        valid.append((index, NewBookmark(url=url, domain=domain_of(url), tags=unique_tags(tags), source=source)))
+    return invalid, valid
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -101,6 +138,15 @@ async def org_backend(request: Request, org: OrgId) -> OrgBackend:
 
 Backend = Annotated[OrgBackend, Depends(org_backend)]
 LinkId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The link's id.")]
+TagName = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_TAG_LENGTH,
+        pattern=r"\S",
+        description="A tag's name: at least one character that is not a space (whitespace runs become one space).",
+    ),
+]
 
 
 async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
@@ -215,6 +261,28 @@ def create_api() -> FastAPI:
         link, created = await backend.create_link(url, domain_of(url), new.source, new_id())
         return JSONResponse(link, status_code=201 if created else 200)
 
+    @api.post(
+        "/v1/orgs/{org}/links:batch",
+        operation_id="import_links",
+        openapi_extra=schema.request_body(schema.ImportBody.model_json_schema()),
+        responses={
+            200: {"model": schema.Imported, "description": "Each entry's outcome, in the order given."},
+            **schema.responses(schema.MALFORMED, schema.TOO_LARGE, schema.INVALID, writes=True),
+        },
+    )
+    async def import_links(request: Request, backend: Backend) -> JSON:
+        invalid, valid = read_import(await read_json_body(request, limit=MAX_IMPORT_BODY_BYTES))
+        saved = await backend.import_links([bookmark for _, bookmark in valid]) if valid else []
+        results = invalid + [
+            {"index": index, "url": bookmark.url, **outcome}
+            for (index, bookmark), outcome in zip(valid, saved, strict=True)
+        ]
+        results.sort(key=lambda r: int(r["index"]))
+        counts = dict.fromkeys(("created", "exists", "duplicate", "invalid"), 0)
+        for result in results:
+            counts[result["outcome"]] += 1
+        return {"results": results, "counts": counts}
+
     @api.get(
         "/v1/orgs/{org}/links",
         operation_id="list_links",
@@ -222,16 +290,56 @@ def create_api() -> FastAPI:
     )
     async def list_links(
         backend: Backend,
+        q: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_QUERY_LENGTH,
+                description="Full-text search: links with every word, best first, each with `search`.",
+            ),
+        ] = None,
         status: Literal["unread", "completed"] | None = None,
         processing: Annotated[list[ProcessingFilter] | None, Query()] = None,
         include_deleted: bool = False,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     ) -> JSON:
+        if q is not None:
+            # A search pages by rank: its cursor is how many results came before.
+            offset = cursor or 0
+            hits = await backend.search_links(q, limit, offset)
+            return {"links": hits, "next_cursor": str(offset + limit) if len(hits) == limit else None}
         links, next_cursor = await backend.list_links(
             status=status, processing=processing, include_deleted=include_deleted, limit=limit, cursor=cursor
         )
         return {"links": links, "next_cursor": None if next_cursor is None else str(next_cursor)}
+
+    @api.get(
+        "/v1/orgs/{org}/export",
+        operation_id="export_links",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Every live link: JSON `{format, version, org, exportedAt, links: [Link…]}`, "
+                "or a Netscape bookmark file (tags in `TAGS`, the summary as `<DD>`).",
+                "content": {"application/json": {}, "text/html": {}},
+            },
+            **schema.responses(),
+        },
+    )
+    async def export_links(backend: Backend, org: OrgId, format: Literal["json", "html"] = "json") -> Response:
+        links = await backend.export_links()
+        if format == "html":
+            return Response(
+                write_netscape(links),
+                media_type="text/html; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{org}-bookmarks.html"'},
+            )
+        return Response(
+            write_json(org, utc_now(), links),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{org}-links.json"'},
+        )
 
     async def live_link(backend: OrgBackend, link_id: str) -> JSON:
         link = await backend.get_link(link_id)
@@ -272,6 +380,40 @@ def create_api() -> FastAPI:
         link = await backend.get_link(link_id)
         assert link is not None
         return link
+
+    @api.get(
+        "/v1/orgs/{org}/links/{link_id}/history",
+        operation_id="link_history",
+        responses={200: {"model": schema.History}, **schema.responses(schema.NOT_FOUND)},
+    )
+    async def link_history(backend: Backend, link_id: LinkId) -> JSON:
+        if await backend.get_link(link_id) is None:
+            raise NotFound(f"no link {link_id!r}")
+        return {"events": await backend.link_history(link_id)}
+
+    @api.put(
+        "/v1/orgs/{org}/links/{link_id}/tags/{name}",
+        operation_id="tag_link",
+        responses={200: {"model": schema.Link}, **schema.responses(schema.NOT_FOUND, schema.INVALID, writes=True)},
+    )
+    async def tag_link(backend: Backend, link_id: LinkId, name: TagName) -> JSON:
+        return await backend.tag_link(link_id, name)
+
+    @api.delete(
+        "/v1/orgs/{org}/links/{link_id}/tags/{name}",
+        operation_id="untag_link",
+        responses={200: {"model": schema.Link}, **schema.responses(schema.NOT_FOUND, schema.INVALID, writes=True)},
+    )
+    async def untag_link(backend: Backend, link_id: LinkId, name: TagName) -> JSON:
+        return await backend.untag_link(link_id, name)
+
+    @api.delete(
+        "/v1/orgs/{org}/links/{link_id}/suggestedTags/{name}",
+        operation_id="dismiss_suggestion",
+        responses={200: {"model": schema.Link}, **schema.responses(schema.NOT_FOUND, schema.INVALID, writes=True)},
+    )
+    async def dismiss_suggestion(backend: Backend, link_id: LinkId, name: TagName) -> JSON:
+        return await backend.dismiss_suggestion(link_id, name)
 
     add_sync_socket(api)
     add_web_routes(api)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from linkproc_ray.api.auth import ORG_ID
 from linkproc_ray.core.events import ARGS_BY_NAME
-from linkproc_ray.core.limits import MAX_ID_LENGTH, MAX_PUSH_EVENTS, MAX_SEQ
+from linkproc_ray.core.limits import MAX_ID_LENGTH, MAX_IMPORT_LINKS, MAX_PUSH_EVENTS, MAX_SEQ
 from linkproc_ray.errors import (
     BatchTooLarge,
     Forbidden,
@@ -80,11 +80,57 @@ class Link(BaseModel):
     processing: Processing
     metadata: Metadata | None
     summary: LinkSummary | None
+    tags: list[str] = Field(default=[], description="The link's live tags, oldest first.")
+    suggestedTags: list[str] = Field(default=[], description="Suggested names not among `tags`, not dismissed.")
+
+
+class Snippet(BaseModel):
+    text: str = Field(description="Plain text around the best match (not HTML).")
+    marks: list[list[int]] = Field(description="`[start, end)` character ranges of `text` that matched.")
+
+
+class SearchInfo(BaseModel):
+    rank: float = Field(description="bm25 score: lower is better; results come best first.")
+    snippet: Snippet
+
+
+class SearchHit(Link):
+    search: SearchInfo | None = Field(default=None, description="Only with `q`.")
 
 
 class LinkPage(BaseModel):
-    links: list[Link]
+    links: list[SearchHit]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
+
+
+class ImportItem(BaseModel):
+    url: str = Field(description="Any string: each entry is judged alone, a bad one answers `invalid`.")
+    tags: list[str] = Field(default=[], description="Tag names (folders); new names become tags of the org.")
+
+
+class ImportBody(BaseModel):
+    links: list[ImportItem | str] = Field(max_length=MAX_IMPORT_LINKS, description="Entries: objects, or bare URLs.")
+    source: str | None = Field(default=None, max_length=100, description="Where the links came from, e.g. `import`.")
+
+
+class ImportResult(BaseModel):
+    index: int = Field(description="The entry's place in `links`, from 0.")
+    url: str = Field(description="The canonical URL (as given, for an invalid entry).")
+    outcome: Literal["created", "exists", "duplicate", "invalid"]
+    id: str | None = Field(default=None, description="The link's id (not for `invalid`).")
+    reason: str | None = Field(default=None, description="Why an entry is `invalid`.")
+
+
+class ImportCounts(BaseModel):
+    created: int
+    exists: int
+    duplicate: int
+    invalid: int
+
+
+class Imported(BaseModel):
+    results: list[ImportResult]
+    counts: ImportCounts
 
 
 class Event(BaseModel):
@@ -95,6 +141,10 @@ class Event(BaseModel):
     args: dict[str, Any]
     clientId: str
     sessionId: str
+
+
+class History(BaseModel):
+    events: list[Event]
 
 
 class Pulled(BaseModel):

@@ -1,30 +1,25 @@
-"""The ``linkproc`` command: run the system locally, mint dev tokens, save and list links."""
+"""The ``linkproc`` command: run the system locally and mint dev tokens; the other commands live beside it."""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
-import jwt
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from linkproc_ray.api.auth import issue_token, require_org_id
 from linkproc_ray.cli.backup import add_backup_commands
+from linkproc_ray.cli.bookmarks import add_bookmark_commands
+from linkproc_ray.cli.links import add_link_commands
+from linkproc_ray.cli.options import ServerURL, Token
 from linkproc_ray.config import load_settings
 from linkproc_ray.errors import ConfigError, InvalidOrgId
 
 app = typer.Typer(help="linkproc-ray: event-sourced link enrichment on Ray.", no_args_is_help=True)
 console = Console()
-
-ServerURL = Annotated[str, typer.Option("--server", envvar="LINKPROC_URL", help="Base URL of the ingress.")]
-Token = Annotated[
-    str, typer.Option("--token", envvar="LINKPROC_TOKEN", help="A JWT for the org (see `linkproc token`).")
-]
 
 
 def page_url(host: str, port: int, token_value: str) -> str:
@@ -94,58 +89,6 @@ def token(
     typer.echo(issue_token(load_settings(), org, sub=sub, ttl=ttl))
 
 
-def _org_of(token_value: str) -> str:
-    # The server verifies the token; here we only need to know which org it names.
-    claims: dict[str, Any] = jwt.decode(token_value, options={"verify_signature": False})
-    return str(claims["orgId"])
-
-
-def _request(method: str, url: str, token_value: str, **kwargs: Any) -> Any:
-    response = httpx.request(method, url, headers={"Authorization": f"Bearer {token_value}"}, timeout=30, **kwargs)
-    if response.status_code >= 400:
-        body = response.json()
-        raise typer.Exit(code=_fail(f"{response.status_code} {body.get('error')}: {body.get('detail')}"))
-    return response.json()
-
-
-def _fail(message: str) -> int:
-    console.print(f"[red]{message}[/]")
-    return 1
-
-
-@app.command()
-def add(url: str, server: ServerURL = "http://127.0.0.1:8000", token_value: Token = "") -> None:
-    """Save a link for the token's org.
-
-    Example: linkproc add https://example.com/article
-    """
-    org = _org_of(token_value)
-    link = _request("POST", f"{server}/v1/orgs/{org}/links", token_value, json={"url": url})
-    typer.echo(f"{link['id']}  {link['url']}")
-
-
-@app.command("ls")
-def list_links(
-    server: ServerURL = "http://127.0.0.1:8000",
-    token_value: Token = "",
-    limit: Annotated[int, typer.Option(help="How many links, newest first.")] = 50,
-) -> None:
-    """List the org's links with their processing status and title.
-
-    Example: linkproc ls --limit 20
-    """
-    org = _org_of(token_value)
-    body = _request("GET", f"{server}/v1/orgs/{org}/links", token_value, params={"limit": limit})
-    table = Table("id", "status", "processing", "title", "url")
-    for link in body["links"]:
-        processing = link["processing"]["status"] or "queued"
-        if link["processing"]["error"]:
-            processing += f" ({link['processing']['error']})"
-        title = (link["metadata"] or {}).get("title") or ""
-        table.add_row(link["id"][:8], link["status"], processing, title[:60], link["url"][:60])
-    console.print(table)
-
-
 @app.command("watch")
 def watch_links(server: ServerURL = "http://127.0.0.1:8000", token_value: Token = "") -> None:
     """Show the org's links changing live until Ctrl-C.
@@ -158,6 +101,8 @@ def watch_links(server: ServerURL = "http://127.0.0.1:8000", token_value: Token 
 
 
 add_backup_commands(app)
+add_bookmark_commands(app)
+add_link_commands(app)
 
 
 def main() -> None:

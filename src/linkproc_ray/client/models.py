@@ -54,6 +54,8 @@ class Link:
     processing: Processing
     metadata: Metadata | None
     summary: LinkSummary | None
+    tags: tuple[str, ...] = ()
+    suggested_tags: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: JSON) -> Link:
@@ -75,4 +77,18 @@ class Link:
                 m["title"], m["description"], m["image"], m["favicon"], m["siteName"], m["canonicalUrl"], m["fetchedAt"]
             ),
             summary=None if s is None else LinkSummary(s["text"], s["model"], s["summarizedAt"]),
+            tags=tuple(data.get("tags", ())),
+            suggested_tags=tuple(data.get("suggestedTags", ())),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What became of one entry of an imported file: ``position`` is its place in the file, from 1."""
+
+    position: int
+    url: str
+    outcome: str
+    """``created``, ``exists`` (saved before), ``duplicate`` (earlier in the same file) or ``invalid``."""
+    id: str | None = None
+    reason: str | None = None

@@ -11,35 +11,40 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import jwt
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from linkproc_ray.client.models import Link
+from linkproc_ray.client.models import ImportOutcome, Link
 from linkproc_ray.client.replica import Replica
 from linkproc_ray.client.status import SyncState, SyncStatus
 from linkproc_ray.core import events as ev
 from linkproc_ray.core import queries
 from linkproc_ray.core.backoff import Backoff
+from linkproc_ray.core.bookmarks import Entry
 from linkproc_ray.core.events import Event, EventArgs, NewEvent, make, new_id, utc_now
-from linkproc_ray.core.limits import MAX_PULL_LIMIT
+from linkproc_ray.core.limits import MAX_IMPORT_LINKS, MAX_PULL_LIMIT
+from linkproc_ray.core.search import search_links
 from linkproc_ray.core.types import JSON
 from linkproc_ray.core.urls import canonicalize_url, domain_of
 from linkproc_ray.errors import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHORIZED,
     ConnectionLost,
+    NotFound,
     PushRejected,
+    RequestError,
     StoreError,
     TokenRefused,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -208,6 +213,141 @@ class LinkprocClient:
             last_error=self._last_error,
             pending_not_draining=age is not None and age >= self.drain_alarm and self._state is not SyncState.OFFLINE,
         )
+
+    # -- commands answered by the server (the CLI's) ------------------------------
+    #
+    # These talk to the ingress at once and need no replica: a command-line run
+    # should not pull the whole log to delete one link.
+
+    async def import_links(
+        self,
+        entries: Sequence[Entry],
+        *,
+        source: str | None = "import",
+        on_batch: Callable[[list[ImportOutcome]], None] | None = None,
+        attempts: int = 5,
+    ) -> list[ImportOutcome]:
+        """Save a file's entries through ``POST /links:batch``, 1,000 at a time; one outcome per entry, in order.
+
+        A batch refused for a passing cause (5xx, a dropped connection) is sent
+        again: saving is idempotent by canonical URL, so a retry adds nothing twice.
+        """
+        outcomes: list[ImportOutcome] = []
+        for start in range(0, len(entries), MAX_IMPORT_LINKS):
+            chunk = entries[start : start + MAX_IMPORT_LINKS]
+            body = {"links": [{"url": e.url, "tags": list(e.tags)} for e in chunk], "source": source}
+            answer = await self._call_retrying("POST", f"/v1/orgs/{self.org}/links:batch", attempts, json=body)
+            batch = [
+                ImportOutcome(
+                    position=chunk[r["index"]].position,
+                    url=r["url"],
+                    outcome=r["outcome"],
+                    id=r.get("id"),
+                    reason=r.get("reason"),
+                )
+                for r in answer["results"]
+            ]
+            outcomes.extend(batch)
+            if on_batch is not None:
+                on_batch(batch)
+        return outcomes
+
+    async def save_link(self, url: str, source: str | None = None) -> JSON:
+        """Save a link on the server at once (``POST /links``): the new link, or the live one with the same URL."""
+        body = {"url": url} if source is None else {"url": url, "source": source}
+        answer: JSON = await self._call("POST", f"/v1/orgs/{self.org}/links", json=body)
+        return answer
+
+    async def list_remote(self, *, limit: int = 50) -> list[JSON]:
+        """The server's newest links (``GET /links``)."""
+        answer: JSON = await self._call("GET", f"/v1/orgs/{self.org}/links", params={"limit": limit})
+        links: list[JSON] = answer["links"]
+        return links
+
+    async def fetch_link(self, link_id: str) -> JSON:
+        """The server's ``Link`` (deleted ones too); :class:`NotFound` if there is none."""
+        answer: JSON = await self._call("GET", f"/v1/orgs/{self.org}/links/{quote(link_id, safe='')}")
+        return answer
+
+    async def link_history(self, link_id: str) -> list[JSON]:
+        """The events about a link, oldest first, as the server's log holds them."""
+        answer: JSON = await self._call("GET", f"/v1/orgs/{self.org}/links/{quote(link_id, safe='')}/history")
+        events: list[JSON] = answer["events"]
+        return events
+
+    async def search(self, q: str, *, limit: int = 20) -> list[JSON]:
+        """Full-text search of this replica (offline, pending commits included): the server's ranking and snippets."""
+        return await search_links(self.replica.store, q, limit=limit)
+
+    async def remove_link(self, link_id: str) -> JSON:
+        """Delete a link on the server (``v1.LinkDeleted``)."""
+        answer: JSON = await self._call("DELETE", f"/v1/orgs/{self.org}/links/{quote(link_id, safe='')}")
+        return answer
+
+    async def reprocess_link(self, link_id: str) -> JSON:
+        """Ask the server to fetch and summarize a link again (``v1.LinkReprocessRequested``)."""
+        answer: JSON = await self._call("POST", f"/v1/orgs/{self.org}/links/{quote(link_id, safe='')}/reprocess")
+        return answer
+
+    async def tag_link(self, link_id: str, name: str) -> JSON:
+        """Tag a link (accepting a suggested tag is the same): the tag is created if the org lacks it."""
+        answer: JSON = await self._call("PUT", self._tag_path(link_id, "tags", name))
+        return answer
+
+    async def untag_link(self, link_id: str, name: str) -> JSON:
+        answer: JSON = await self._call("DELETE", self._tag_path(link_id, "tags", name))
+        return answer
+
+    async def dismiss_suggestion(self, link_id: str, name: str) -> JSON:
+        """Dismiss a tag the summarizer suggested (``v1.TagSuggestionDismissed``)."""
+        answer: JSON = await self._call("DELETE", self._tag_path(link_id, "suggestedTags", name))
+        return answer
+
+    async def find(self, q: str, *, limit: int = 20) -> list[JSON]:
+        """The server's full-text search: ranked links, each with its ``search`` snippet."""
+        answer: JSON = await self._call("GET", f"/v1/orgs/{self.org}/links", params={"q": q, "limit": limit})
+        links: list[JSON] = answer["links"]
+        return links
+
+    async def export(self, format: str = "json") -> str:
+        """The org's links as ``json`` or Netscape ``html`` (``GET /export``)."""
+        if self._http is None:
+            raise StoreError("client is not open")
+        response = await self._request("GET", f"/v1/orgs/{self.org}/export", params={"format": format})
+        self._raise_for_error(response)
+        return response.text
+
+    def _tag_path(self, link_id: str, kind: str, name: str) -> str:
+        return f"/v1/orgs/{self.org}/links/{quote(link_id, safe='')}/{kind}/{quote(name, safe='')}"
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        self._raise_for_error(response)
+        return response.json()
+
+    async def _call_retrying(self, method: str, path: str, attempts: int, **kwargs: Any) -> Any:
+        for attempt in range(attempts):
+            try:
+                return await self._call(method, path, **kwargs)
+            except (httpx.HTTPStatusError, httpx.TransportError) as exc:
+                if attempt == attempts - 1:
+                    raise Unavailable(f"{method} {path}: {exc}") from exc
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    def _raise_for_error(response: httpx.Response) -> None:
+        """A 4xx answer as the error tree's own: :class:`NotFound`, else :class:`RequestError` with its detail."""
+        if response.status_code < 400:
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": "invalid_request", "detail": response.text}
+        message = f"{body.get('error')}: {body.get('detail')}"
+        if response.status_code == 404:
+            raise NotFound(message)
+        raise RequestError(message)
 
     # -- REST sync --------------------------------------------------------------
 

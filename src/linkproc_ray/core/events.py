@@ -196,6 +196,16 @@ class TagSuggested(EventArgs):
     suggestedAt: str = _Date
 
 
+class TagSuggestionDismissed(EventArgs):
+    """A person dismissed a tag the summarizer suggested for a link; a later run may suggest it again."""
+
+    NAME: ClassVar[str] = "v1.TagSuggestionDismissed"
+
+    linkId: str = _Id
+    name: str = Field(min_length=1, max_length=64)
+    dismissedAt: str = _Date
+
+
 ARGS_BY_NAME: Final[dict[str, type[EventArgs]]] = {
     cls.NAME: cls
     for cls in (
@@ -217,6 +227,7 @@ ARGS_BY_NAME: Final[dict[str, type[EventArgs]]] = {
         LinkTagged,
         LinkUntagged,
         TagSuggested,
+        TagSuggestionDismissed,
     )
 }
 """Every event name this version accepts, with the model of its args."""

@@ -35,3 +35,9 @@ MAX_PULL_WAIT: Final = 30.0
 
 MAX_SEQ: Final = 2**63 - 1
 """The largest seq, cursor or row id there can be: SQLite's largest integer."""
+
+MAX_IMPORT_LINKS: Final = 1000
+"""Links in one ``POST /links:batch``."""
+
+MAX_IMPORT_BODY_BYTES: Final = 4 * 1024 * 1024
+"""A ``POST /links:batch`` body: 1,000 URLs of the longest length, with tags, fit."""

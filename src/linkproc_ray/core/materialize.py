@@ -8,8 +8,10 @@ processor and every client.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
+from urllib.parse import unquote
 
 from linkproc_ray.core import events as ev
 from linkproc_ray.core.events import Event
@@ -78,8 +80,18 @@ CREATE TABLE IF NOT EXISTS tag_suggestions (
     suggested_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tag_suggestions_by_link ON tag_suggestions (link_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS links_fts USING fts5(
+    title, description, summary, tags, site_name, url,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
 """
-"""The read tables; every replica creates exactly these."""
+"""The read tables; every replica creates exactly these.
+
+``links_fts`` is the full-text index of live links, one row per link with the
+link's ``rowid``: accents fold (``café`` matches ``cafe``), URLs split into
+their words, and CJK text is indexed one character a token
+(:func:`search_text`), so a word of any length is found as a phrase.
+"""
 
 TABLES: Final = (
     "links",
@@ -89,7 +101,66 @@ TABLES: Final = (
     "tags",
     "link_tags",
     "tag_suggestions",
+    "links_fts",
 )
+
+_CJK: Final = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
+"""Kana, CJK ideographs and Hangul: scripts written without spaces between words."""
+
+
+def search_text(text: str | None) -> str | None:
+    """Text as the index stores it: each CJK character set apart by spaces, so it is a token of its own.
+
+    The SQL function ``search_text`` of every store (registered as deterministic):
+    the materializers call it, so the index is a pure function of the log.
+    """
+    return None if text is None else _CJK.sub(r" \1 ", text)
+
+
+def search_url(url: str | None) -> str | None:
+    """A URL as the index stores it: percent-escapes decoded, so ``caf%C3%A9`` is the word ``café``.
+
+    The SQL function ``search_url`` of every store, deterministic like :func:`search_text`.
+    """
+    return None if url is None else search_text(unquote(url))
+
+
+def is_cjk(char: str) -> bool:
+    """Whether ``char`` is one :func:`search_text` sets apart."""
+    return _CJK.fullmatch(char) is not None
+
+
+_INDEXED: Final = """
+INSERT INTO links_fts (rowid, title, description, summary, tags, site_name, url)
+SELECT l.rowid, search_text(s.title), search_text(s.description), search_text(m.summary),
+       search_text((SELECT group_concat(name, ' ') FROM
+           (SELECT t.name FROM link_tags AS lt JOIN tags AS t ON t.id = lt.tag_id
+            WHERE lt.link_id = l.id AND t.deleted_at IS NULL ORDER BY t.rowid))),
+       search_text(s.site_name), search_url(l.url)
+FROM links AS l
+LEFT JOIN link_snapshots AS s ON s.rowid = (SELECT MAX(rowid) FROM link_snapshots WHERE link_id = l.id)
+LEFT JOIN link_summaries AS m ON m.rowid = (SELECT MAX(rowid) FROM link_summaries WHERE link_id = l.id)
+WHERE l.deleted_at IS NULL AND """
+
+REINDEX_ALL: Final[list[Statement]] = [("DELETE FROM links_fts", ()), (_INDEXED + "1", ())]
+"""Index every live link from the tables: a store made before the index existed builds it once at open."""
+
+
+def _reindex(link_id: str) -> list[Statement]:
+    """One link's index row rebuilt from the tables (none if the link is deleted or absent)."""
+    return [
+        ("DELETE FROM links_fts WHERE rowid = (SELECT rowid FROM links WHERE id = ?)", (link_id,)),
+        (_INDEXED + "l.id = ?", (link_id,)),
+    ]
+
+
+def _reindexing(materializer: Materializer, key: str) -> Materializer:
+    """``materializer``, then the index row of the link named by the args' ``key``."""
+
+    def materialize(a: JSON) -> list[Statement]:
+        return [*materializer(a), *_reindex(a[key])]
+
+    return materialize
 
 
 def _link_created(a: JSON) -> list[Statement]:
@@ -220,8 +291,12 @@ def _tag_created(a: JSON) -> list[Statement]:
 
 
 def _tag_deleted(a: JSON) -> list[Statement]:
+    tagged = "(SELECT link_id FROM link_tags WHERE tag_id = ?)"
     return [
         ("UPDATE tags SET deleted_at = ? WHERE id = ?", (a["deletedAt"], a["id"])),
+        # The links that had the tag are indexed again without it (it is deleted now), then untagged.
+        (f"DELETE FROM links_fts WHERE rowid IN (SELECT rowid FROM links WHERE id IN {tagged})", (a["id"],)),
+        (_INDEXED + f"l.id IN {tagged}", (a["id"],)),
         ("DELETE FROM link_tags WHERE tag_id = ?", (a["id"],)),
     ]
 
@@ -239,6 +314,10 @@ def _link_untagged(a: JSON) -> list[Statement]:
     return [("DELETE FROM link_tags WHERE link_id = ? AND tag_id = ?", (a["linkId"], a["tagId"]))]
 
 
+def _suggestion_dismissed(a: JSON) -> list[Statement]:
+    return [("DELETE FROM tag_suggestions WHERE link_id = ? AND name = ?", (a["linkId"], a["name"]))]
+
+
 def _tag_suggested(a: JSON) -> list[Statement]:
     return [
         (
@@ -249,25 +328,26 @@ def _tag_suggested(a: JSON) -> list[Statement]:
 
 
 MATERIALIZERS: Final[dict[str, Materializer]] = {
-    ev.LinkCreated.NAME: _link_created,
-    ev.LinkDeleted.NAME: _link_deleted,
-    ev.LinkRestored.NAME: _link_restored,
+    ev.LinkCreated.NAME: _reindexing(_link_created, "id"),
+    ev.LinkDeleted.NAME: _reindexing(_link_deleted, "id"),
+    ev.LinkRestored.NAME: _reindexing(_link_restored, "id"),
     ev.LinkCompleted.NAME: _link_completed,
     ev.LinkUncompleted.NAME: _link_uncompleted,
     # A processing request starts at attempt 1; reprocessing resets the count.
     ev.LinkProcessingStarted.NAME: _set_status("pending", attempts=1),
     ev.LinkProcessingResumed.NAME: _processing_resumed,
-    ev.LinkMetadataFetched.NAME: _metadata_fetched,
-    ev.LinkSummarized.NAME: _summarized,
+    ev.LinkMetadataFetched.NAME: _reindexing(_metadata_fetched, "linkId"),
+    ev.LinkSummarized.NAME: _reindexing(_summarized, "linkId"),
     ev.LinkProcessingCompleted.NAME: _set_status("completed"),
     ev.LinkProcessingFailed.NAME: _set_status("failed", error=True),
     ev.LinkProcessingCancelled.NAME: _set_status("cancelled"),
     ev.LinkReprocessRequested.NAME: _set_status("reprocess_requested", attempts=0),
     ev.TagCreated.NAME: _tag_created,
     ev.TagDeleted.NAME: _tag_deleted,
-    ev.LinkTagged.NAME: _link_tagged,
-    ev.LinkUntagged.NAME: _link_untagged,
+    ev.LinkTagged.NAME: _reindexing(_link_tagged, "linkId"),
+    ev.LinkUntagged.NAME: _reindexing(_link_untagged, "linkId"),
     ev.TagSuggested.NAME: _tag_suggested,
+    ev.TagSuggestionDismissed.NAME: _suggestion_dismissed,
 }
 
 

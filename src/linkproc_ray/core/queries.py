@@ -76,9 +76,54 @@ def link_json(row: JSON) -> JSON:
     }
 
 
-async def get_link(store: EventStore, link_id: str) -> JSON | None:
-    rows = await store.fetchall(_LINK_SELECT + " WHERE l.id = ?", (link_id,))
+async def get_link(store: EventStore, link_id: str, *, in_transaction: bool = False) -> JSON | None:
+    rows = await store.fetchall(_LINK_SELECT + " WHERE l.id = ?", (link_id,), in_transaction=in_transaction)
     return link_json(rows[0]) if rows else None
+
+
+async def links_by_rowid(store: EventStore, rowids: list[int]) -> dict[int, JSON]:
+    """Rows of :data:`_LINK_SELECT` by the links' rowids (as search ranks them), for :func:`link_json`."""
+    if not rowids:
+        return {}
+    marks = ",".join("?" * len(rowids))
+    rows = await store.fetchall(_LINK_SELECT + f" WHERE l.rowid IN ({marks})", rowids)
+    return {row["row"]: row for row in rows}
+
+
+async def all_links(store: EventStore) -> list[JSON]:
+    """Every live link, oldest first: what an export holds."""
+    rows = await store.fetchall(_LINK_SELECT + " WHERE l.deleted_at IS NULL ORDER BY l.rowid")
+    return [link_json(row) for row in rows]
+
+
+async def link_history(store: EventStore, link_id: str) -> list[JSON]:
+    """The events about one link, oldest first (needs the log: the backend's store or the SDK's)."""
+    rows = await store.fetchall(
+        "SELECT seq, parent, id, name, args, client_id, session_id FROM events "
+        "WHERE json_extract(args, '$.linkId') = ? OR (json_extract(args, '$.id') = ? AND name LIKE 'v1.Link%') "
+        "ORDER BY seq",
+        (link_id, link_id),
+    )
+    return [
+        {
+            "seq": r["seq"],
+            "parent": r["parent"],
+            "id": r["id"],
+            "name": r["name"],
+            "args": json.loads(r["args"]),
+            "clientId": r["client_id"],
+            "sessionId": r["session_id"],
+        }
+        for r in rows
+    ]
+
+
+async def live_link_id(store: EventStore, url: str) -> str | None:
+    """The id of the live link with this canonical URL, read in the writer's open transaction (an import's check)."""
+    rows = await store.fetchall(
+        "SELECT id FROM links WHERE url = ? AND deleted_at IS NULL", (url,), in_transaction=True
+    )
+    return str(rows[0]["id"]) if rows else None
 
 
 async def find_live_link_by_url(store: EventStore, url: str, *, in_transaction: bool = False) -> JSON | None:
@@ -183,20 +228,25 @@ async def link_states(store: EventStore, link_ids: Iterable[str]) -> dict[str, L
     }
 
 
-async def tag_names(store: EventStore, link_id: str | None = None) -> list[str]:
+async def tag_names(store: EventStore, link_id: str | None = None, *, in_transaction: bool = False) -> list[str]:
     """Live tag names of the org, or of one link."""
     if link_id is None:
-        rows = await store.fetchall("SELECT name FROM tags WHERE deleted_at IS NULL ORDER BY rowid")
+        rows = await store.fetchall(
+            "SELECT name FROM tags WHERE deleted_at IS NULL ORDER BY rowid", in_transaction=in_transaction
+        )
     else:
         rows = await store.fetchall(
             "SELECT t.name FROM link_tags AS lt JOIN tags AS t ON t.id = lt.tag_id "
             "WHERE lt.link_id = ? AND t.deleted_at IS NULL ORDER BY t.rowid",
             (link_id,),
+            in_transaction=in_transaction,
         )
     return [r["name"] for r in rows]
 
 
-async def tag_ids(store: EventStore) -> dict[str, str]:
-    """Live tags of the org by name: suggestions reuse an existing tag's id."""
-    rows = await store.fetchall("SELECT id, name FROM tags WHERE deleted_at IS NULL ORDER BY rowid")
+async def tag_ids(store: EventStore, *, in_transaction: bool = False) -> dict[str, str]:
+    """Live tags of the org by name: suggestions and imports reuse an existing tag's id (the first, if names repeat)."""
+    rows = await store.fetchall(
+        "SELECT id, name FROM tags WHERE deleted_at IS NULL ORDER BY rowid DESC", in_transaction=in_transaction
+    )
     return {row["name"]: row["id"] for row in rows}

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final
 import aiosqlite
 
 from linkproc_ray.core.events import Event, NewEvent
-from linkproc_ray.core.materialize import SCHEMA, TABLES, statements_for
+from linkproc_ray.core.materialize import REINDEX_ALL, SCHEMA, TABLES, search_text, search_url, statements_for
 from linkproc_ray.core.types import JSON
 from linkproc_ray.core.writer_lock import WriterLock
 from linkproc_ray.errors import CorruptStore, StorageFull, StoreError
@@ -166,12 +166,15 @@ class EventStore:
                 raise
             for pragma in (*_PRAGMAS, f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}"):
                 await db.execute(pragma)
+            await db.create_function("search_text", 1, search_text, deterministic=True)
+            await db.create_function("search_url", 1, search_url, deterministic=True)
             await db.executescript(
                 _META_SCHEMA
                 + SCHEMA
                 + (_LOG_SCHEMA if self.keep_log else "")
                 + (_PENDING_SCHEMA if self.keep_pending else "")
             )
+            await self._build_search_index(db)
             # Readers get their own connection so they only ever see committed
             # rows, never the writer's open transaction (an in-memory database
             # cannot be shared, so tests read through the writer).
@@ -181,6 +184,18 @@ class EventStore:
                 await reader.execute("PRAGMA busy_timeout=5000")
         self._db = db
         self._reader = reader
+
+    @staticmethod
+    async def _build_search_index(db: aiosqlite.Connection) -> None:
+        """Index the links of a store made before the search index existed, once (the tables say what)."""
+        async with db.execute("SELECT value FROM meta WHERE key = 'search_index'") as cursor:
+            if await cursor.fetchone() is not None:
+                return
+        await db.execute("BEGIN IMMEDIATE")
+        for sql, params in REINDEX_ALL:
+            await db.execute(sql, params)
+        await db.execute(_SET_META, ("search_index", "1"))
+        await db.execute("COMMIT")
 
     async def _check_integrity(self, db: aiosqlite.Connection) -> None:
         """``PRAGMA quick_check`` before anything else touches the file: damage is found at open, not mid-push."""

@@ -2,7 +2,9 @@
 
 Fetching (network) and parsing (CPU, off the event loop through an executor
 seam) share the fetch lane; summarization has its own lane, so a slow model
-never starves fetching.
+never starves fetching. Before a fetch lane, a link takes a slot of its host
+(:class:`~linkproc_ray.pipeline.hosts.HostGate`), so one slow host cannot hold
+every lane.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Final, Protocol
 
 from linkproc_ray.errors import ParseTimeout
 from linkproc_ray.pipeline.fetch import FetchedPage
+from linkproc_ray.pipeline.hosts import HostGate, host_of
 from linkproc_ray.pipeline.page import ParsedPage
 from linkproc_ray.summarize.protocol import Summarizer, Summary, SummaryRequest
 
@@ -71,6 +74,8 @@ class Lanes:
 
     fetch: int = 8
     summarize: int = 3
+    per_host: int = 2
+    """Fetches at once to one host name."""
 
 
 class Enricher:
@@ -84,8 +89,10 @@ class Enricher:
         run_cpu: CpuRunner = run_inline,
         lanes: Lanes = Lanes(),
         parse_timeout: float = 30.0,
+        hosts: HostGate | None = None,
     ) -> None:
         self.fetcher = fetcher
+        self.hosts = hosts or HostGate(lanes.per_host)
         self.summarizer = summarizer
         self._run_cpu = run_cpu
         self._fetch_lane = asyncio.Semaphore(lanes.fetch)
@@ -97,11 +104,11 @@ class Enricher:
     ) -> tuple[FetchedPage, ParsedPage]:
         """The page and what it says; raises typed :class:`FetchError`.
 
-        ``on_admitted`` runs once the fetch lane admitted the link, before the
-        fetch: the processor marks the link Started only then, so links
-        waiting for a lane spend no attempt.
+        ``on_admitted`` runs once its host's slot and then the fetch lane
+        admitted the link, before the fetch: the processor marks the link
+        Started only then, so links waiting for a host or a lane spend no attempt.
         """
-        async with self._fetch_lane:
+        async with self.hosts.slot(host_of(url)), self._fetch_lane:
             if on_admitted is not None:
                 await on_admitted()
             page = await self.fetcher.fetch(url)

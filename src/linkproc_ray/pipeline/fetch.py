@@ -32,6 +32,7 @@ from linkproc_ray.errors import (
     FetchTooManyRedirects,
     FetchUnsupportedType,
 )
+from linkproc_ray.pipeline.hosts import HostGate, host_of
 from linkproc_ray.pipeline.ssrf import (
     FetchPolicy,
     Resolver,
@@ -136,7 +137,8 @@ class Fetcher:
     """Fetches HTML pages under an SSRF policy and the limits in :class:`FetchLimits`.
 
     ``transport`` replaces the network (tests use ``httpx.MockTransport``); the
-    address check happens at connect time, so it does not apply then.
+    address check happens at connect time, so it does not apply then. A
+    ``Retry-After`` is told to ``hosts``, so every fetch to that host waits, not only this one.
     """
 
     def __init__(
@@ -146,8 +148,10 @@ class Fetcher:
         resolver: Resolver | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         transport: httpx.AsyncBaseTransport | None = None,
+        hosts: HostGate | None = None,
     ) -> None:
         self._limits = limits
+        self._hosts = hosts
         timeout = min(limits.attempt_timeout, limits.total_timeout)
         self._client = httpx.AsyncClient(
             transport=transport or _GuardedTransport(policy, resolver or SystemResolver()),
@@ -197,9 +201,11 @@ class Fetcher:
             try:
                 return await self._attempt(url)
             except FetchRetryable as transient:
+                delay = self._backoff(attempt, transient.retry_after)
+                if transient.retry_after is not None and self._hosts is not None:
+                    self._hosts.pause(host_of(url), delay)  # even after the last attempt: the host asked
                 if attempt == self._limits.retries:
                     raise transient.error from transient.__cause__
-                delay = self._backoff(attempt, transient.retry_after)
                 if loop.time() + delay >= deadline:
                     # Waiting would only end in fetch:timeout; the cause says more.
                     raise transient.error from transient.__cause__

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from linkproc_ray.core import events as ev
 from linkproc_ray.core import queries
+from linkproc_ray.core.bookmarks import NewBookmark, tag_name
 from linkproc_ray.core.events import (
     POKE_EVENTS,
     Event,
@@ -24,13 +25,15 @@ from linkproc_ray.core.events import (
     PullResult,
     PushResult,
     encoded_size,
+    new_id,
     utc_now,
     validate,
 )
 from linkproc_ray.core.limits import DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PULL_WAIT, MAX_PUSH_BYTES, MAX_PUSH_EVENTS
+from linkproc_ray.core.search import search_links
 from linkproc_ray.core.store import EventStore
 from linkproc_ray.core.types import JSON
-from linkproc_ray.errors import BatchTooLarge, InvalidEvent, LinkprocError, ServerAhead
+from linkproc_ray.errors import BatchTooLarge, InvalidEvent, InvalidTag, LinkprocError, NotFound, ServerAhead
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +191,122 @@ class SyncBackend:
         assert link is not None, "a committed LinkCreated must materialize"
         return link, True
 
+    async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]:
+        """Save many links in one commit, each once: ``{"outcome": "created"|"exists"|"duplicate", "id"}`` per entry.
+
+        ``exists`` is a live link saved before; ``duplicate`` repeats a URL given
+        earlier in the same list. Tag names that are new to the org become tags;
+        an existing link gains the import's tags it lacks, so importing twice adds nothing.
+        """
+
+        async def decide(store: EventStore) -> tuple[list[NewEvent], Any]:
+            now = utc_now()
+            tag_ids = await queries.tag_ids(store, in_transaction=True)
+            made: list[EventArgs] = []
+            outcomes: list[JSON] = []
+            seen: dict[str, str] = {}
+            for bookmark in bookmarks:
+                if bookmark.url in seen:
+                    outcomes.append({"outcome": "duplicate", "id": seen[bookmark.url]})
+                    continue
+                existing = await queries.live_link_id(store, bookmark.url)
+                if existing is None:
+                    link_id, have = new_id(), set[str]()
+                    made.append(
+                        ev.LinkCreated(
+                            id=link_id, url=bookmark.url, domain=bookmark.domain, createdAt=now, source=bookmark.source
+                        )
+                    )
+                    outcomes.append({"outcome": "created", "id": link_id})
+                else:
+                    link_id = existing
+                    have = set(await queries.tag_names(store, link_id, in_transaction=True)) if bookmark.tags else set()
+                    outcomes.append({"outcome": "exists", "id": link_id})
+                seen[bookmark.url] = link_id
+                for name in bookmark.tags:
+                    if name in have:
+                        continue
+                    if name not in tag_ids:
+                        tag_ids[name] = new_id()
+                        made.append(ev.TagCreated(id=tag_ids[name], name=name, createdAt=now))
+                    made.append(ev.LinkTagged(linkId=link_id, tagId=tag_ids[name], taggedAt=now))
+                    have.add(name)
+            return [self._new_event(args) for args in made], outcomes
+
+        _, outcomes = await self._submit(decide)
+        result: list[JSON] = outcomes
+        return result
+
+    async def tag_link(self, link_id: str, name: str) -> JSON:
+        """Tag a live link by tag name (accepting a suggestion is this): the org's tag, created if it has none."""
+        clean = _tag(name)
+
+        async def change(store: EventStore, link: JSON) -> list[EventArgs]:
+            if clean in link["tags"]:
+                return []
+            now = utc_now()
+            tag_id = (await queries.tag_ids(store, in_transaction=True)).get(clean)
+            made: list[EventArgs] = []
+            if tag_id is None:
+                tag_id = new_id()
+                made.append(ev.TagCreated(id=tag_id, name=clean, createdAt=now))
+            return [*made, ev.LinkTagged(linkId=link_id, tagId=tag_id, taggedAt=now)]
+
+        return await self._change_link(link_id, change)
+
+    async def untag_link(self, link_id: str, name: str) -> JSON:
+        """Take a tag off a live link; a link without it stays as it is."""
+        clean = _tag(name)
+
+        async def change(store: EventStore, link: JSON) -> list[EventArgs]:
+            rows = await store.fetchall(
+                "SELECT t.id FROM link_tags AS lt JOIN tags AS t ON t.id = lt.tag_id "
+                "WHERE lt.link_id = ? AND t.name = ? AND t.deleted_at IS NULL",
+                (link_id, clean),
+                in_transaction=True,
+            )
+            return [ev.LinkUntagged(linkId=link_id, tagId=row["id"]) for row in rows]
+
+        return await self._change_link(link_id, change)
+
+    async def dismiss_suggestion(self, link_id: str, name: str) -> JSON:
+        """Dismiss a suggested tag of a live link; one not suggested stays as it is."""
+        clean = _tag(name)
+
+        async def change(store: EventStore, link: JSON) -> list[EventArgs]:
+            if clean not in link["suggestedTags"]:
+                return []
+            return [ev.TagSuggestionDismissed(linkId=link_id, name=clean, dismissedAt=utc_now())]
+
+        return await self._change_link(link_id, change)
+
+    async def _change_link(
+        self, link_id: str, change: Callable[[EventStore, JSON], Awaitable[list[EventArgs]]]
+    ) -> JSON:
+        """Commit what ``change`` decides from the live link, in the writer's transaction; the link after it.
+
+        A missing or deleted link is :class:`NotFound`, found before queueing:
+        an error raised inside the group's transaction would fail the whole group.
+        """
+        if await self._live_link(link_id) is None:
+            raise NotFound(f"no link {link_id!r}")
+
+        async def decide(store: EventStore) -> tuple[list[NewEvent], Any]:
+            link = await queries.get_link(store, link_id, in_transaction=True)
+            if link is None or link["deletedAt"] is not None:
+                return [], None  # deleted meanwhile: nothing to change
+            return [self._new_event(args) for args in await change(store, link)], None
+
+        await self._submit(decide)
+        link = await self._live_link(link_id)
+        if link is None:
+            raise NotFound(f"no link {link_id!r}")
+        return link
+
+    async def _live_link(self, link_id: str) -> JSON | None:
+        link = await queries.get_link(self.store, link_id)
+        return None if link is None or link["deletedAt"] is not None else link
+
     def _new_event(self, args: EventArgs) -> NewEvent:
         return NewEvent.of(args, client_id=SERVER_CLIENT_ID, session_id=self._session_id)
 
@@ -298,3 +417,20 @@ class SyncBackend:
 
     async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
         return await queries.list_links(self.store, **kwargs)
+
+    async def search_links(self, query: str, limit: int, offset: int) -> list[JSON]:
+        return await search_links(self.store, query, limit=limit, offset=offset)
+
+    async def export_links(self) -> list[JSON]:
+        return await queries.all_links(self.store)
+
+    async def link_history(self, link_id: str) -> list[JSON]:
+        return await queries.link_history(self.store, link_id)
+
+
+def _tag(name: str) -> str:
+    """A tag name as given in a path: cleaned as imports clean folder names; empty is refused."""
+    clean = tag_name(name) if ev.is_unicode(name) else None
+    if clean is None:
+        raise InvalidTag("a tag name needs at least one character that is not a space")
+    return clean
