@@ -9,6 +9,12 @@ no host ever served more than ``LINKPROC_FETCH_PER_HOST`` fetches at once.
     python benchmarks/import_acceptance.py              # 1,000 links from 4 hosts
     python benchmarks/import_acceptance.py --links 200  # quicker
 
+Against the system a person runs instead (the issue's acceptance: `make run` in a fresh clone):
+
+    LINKPROC_FETCH_ALLOW_HOSTS=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 make run       # one shell
+    LINKPROC_TOKEN=$(.venv/bin/linkproc token --org acme) \
+      .venv/bin/python benchmarks/import_acceptance.py --attach http://127.0.0.1:8000   # another
+
 Writes benchmarks/results/import_acceptance.json. The cluster is what
 ``linkproc up`` starts (Ray in this process, the Serve app on --port);
 import_fairness.py reuses its parts.
@@ -178,6 +184,12 @@ def local_cluster(port: int, allow_hosts: str, per_host: int) -> Iterator[tuple[
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@contextmanager
+def attached(base: str) -> Iterator[tuple[str, Any]]:
+    """A system someone else started (`make run`): nothing to start or stop."""
+    yield base.rstrip("/"), None
+
+
 def linkproc(base: str, token: str, *args: str) -> Any:
     """Run the ``linkproc`` command with ``--json``, as a person would; its JSON answer."""
     env = {**os.environ, "LINKPROC_URL": base, "LINKPROC_TOKEN": token}
@@ -230,7 +242,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--out", type=Path, default=RESULTS / "import_acceptance.json")
+    parser.add_argument(
+        "--attach",
+        metavar="URL",
+        help="import into this running system (token from LINKPROC_TOKEN) instead of one started here",
+    )
+    parser.add_argument("--org", default="acme", help="the org to import into (with --attach: the token's)")
     options = parser.parse_args(argv)
+    if options.attach and not os.environ.get("LINKPROC_TOKEN"):
+        parser.error("--attach needs LINKPROC_TOKEN (linkproc token --org ORG)")
 
     from linkproc_ray.api.auth import issue_token
 
@@ -238,15 +258,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     per_server = options.links // len(HOSTS) + 1
     with host_servers(per_server, options.delay, options.seed) as servers:
         allow = ",".join(HOSTS)
-        with local_cluster(options.port, allow, options.per_host) as (base, settings):
-            token = issue_token(settings, "acme", ttl=3600)
+        with (
+            attached(options.attach) if options.attach else local_cluster(options.port, allow, options.per_host) as (
+                base,
+                settings,
+            )
+        ):
+            token = os.environ["LINKPROC_TOKEN"] if options.attach else issue_token(settings, options.org, ttl=3600)
             path = workdir / "bookmarks.html"
             bookmarks_file(path, servers, options.links)
             started = time.perf_counter()
             first = linkproc(base, token, "import", str(path))
             import_s = time.perf_counter() - started
             ids = {o["id"] for o in first["outcomes"] if o["outcome"] == "created"}
-            log, settle_s = asyncio.run(wait_terminal(base, "acme", token, ids, options.timeout))
+            log, settle_s = asyncio.run(wait_terminal(base, options.org, token, ids, options.timeout))
             audit = audit_log(log, ids)
             second = linkproc(base, token, "import", str(path))
             remembered = rare_summary_word(log)
