@@ -156,3 +156,14 @@ def test_each_error_answers_with_a_documented_code_and_status(cls: type[errors.L
 def test_the_tree_in_the_docstring_names_every_error_class():
     drawn = set(re.findall(r"[├└]── (\w+)", errors.__doc__ or ""))
     assert {cls.__name__ for cls in error_classes()} - {"LinkprocError"} == drawn
+
+
+def test_the_cli_and_the_web_page_put_failures_in_the_same_words():
+    # Two audiences, one vocabulary: the web page is plain JS with no build step, so it keeps its
+    # own copy of the words, and this test keeps the copies equal.
+    from linkproc_ray.cli.links import FAILURE_WORDS
+
+    script = (REPO / "src/linkproc_ray/api/web/failures.js").read_text("utf-8")
+    block = script[script.index("const WORDS = {") : script.index("};")]
+    in_js = dict(re.findall(r'^\s*"?([\w:]+)"?: "([^"]+)",$', block, re.MULTILINE))
+    assert len(in_js) >= 15 and in_js == dict(FAILURE_WORDS)
