@@ -120,7 +120,9 @@ def _parse(raw: str | dict[str, Any]) -> tuple[str, list[str]]:
     if isinstance(raw, str):
         fenced = _CODE_FENCE.match(raw)
         try:
-            raw = json.loads(fenced.group(1) if fenced else raw)
+            # strict=False: xgrammar's length-bounded strings admit raw control
+            # characters (a tab), which strict JSON forbids; they are whitespace here.
+            raw = json.loads(fenced.group(1) if fenced else raw, strict=False)
         except json.JSONDecodeError as exc:
             raise AIInvalidOutput(f"output is not JSON: {exc.msg}") from exc
     if not isinstance(raw, dict):
@@ -139,7 +141,7 @@ def _unwrap_nested(summary: str) -> str:
     if not summary.startswith("{"):
         return summary
     try:
-        nested = json.loads(summary)
+        nested = json.loads(summary, strict=False)
     except json.JSONDecodeError:
         return summary
     inner = nested.get("summary") if isinstance(nested, dict) else None

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 TEMPERATURE = 0.2
 
 
+MIN_OUTPUT_TOKENS = 64
+"""A prompt that leaves less room than this in ``max_model_len`` is refused, not cut short."""
+
+
 @dataclass(frozen=True)
 class VLLMOptions:
     """How to build the engine: ``model`` is a local folder or a hub id.
@@ -157,16 +161,14 @@ class VLLMSummarizer:
         from vllm.sampling_params import StructuredOutputsParams
 
         ids = self.prompt_ids(request)
-        # A prompt that leaves no room for the longest valid answer is refused
-        # (the extractive fallback answers), never decoded and cut short.
+        # The bound fits beside a prompt of up to ~4,000 tokens in an 8,192-token
+        # context; a smaller context shrinks it to what is left, and a prompt that
+        # leaves almost nothing is refused rather than cut short.
         room = (self._engine.model_config.max_model_len or 0) - len(ids)
-        if room < self.options.max_tokens:
-            raise AIError(
-                f"prompt is {len(ids)} tokens, too long for {self.model}'s context with "
-                f"{self.options.max_tokens} tokens of room for the answer"
-            )
+        if room < MIN_OUTPUT_TOKENS:
+            raise AIError(f"prompt is {len(ids)} tokens, too long for {self.model}'s context")
         params = SamplingParams(
-            max_tokens=self.options.max_tokens,
+            max_tokens=min(self.options.max_tokens, room),
             temperature=self.options.temperature,
             structured_outputs=StructuredOutputsParams(json=SUMMARY_SCHEMA),
         )

@@ -455,3 +455,9 @@ def test_a_nested_summary_that_was_cut_off_is_still_refused() -> None:
     cut = '{"summary": "The page explains nested answers. Small models write them und'
     with pytest.raises(AIInvalidOutput, match="starts with"):
         validate_output({"summary": cut, "tags": []}, request(), "m")
+
+
+def test_raw_control_characters_in_a_model_answer_are_whitespace() -> None:
+    # xgrammar's length-bounded strings let a model write a raw tab, which strict JSON refuses.
+    raw = '{"summary": "The page explains tabs.\tIt shows where they go.", "tags": ["tabs"]}'
+    assert validate_output(raw, request(), "m").summary == "The page explains tabs. It shows where they go."
