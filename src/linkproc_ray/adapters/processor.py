@@ -46,7 +46,7 @@ def build_processor(org: str, settings: Settings, backend: BackendPort) -> LinkP
         fetcher,
         summarizer_for(s, run_cpu, on_fallback=lambda code: record("fallback", {"error": code})),
         run_cpu=run_cpu,
-        lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency, per_host=s.fetch_per_host),
+        lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency),
         hosts=hosts,
     )
     return LinkProcessor(

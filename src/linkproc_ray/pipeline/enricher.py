@@ -74,8 +74,6 @@ class Lanes:
 
     fetch: int = 8
     summarize: int = 3
-    per_host: int = 2
-    """Fetches at once to one host name."""
 
 
 class Enricher:
@@ -92,7 +90,7 @@ class Enricher:
         hosts: HostGate | None = None,
     ) -> None:
         self.fetcher = fetcher
-        self.hosts = hosts or HostGate(lanes.per_host)
+        self.hosts = hosts or HostGate()
         self.summarizer = summarizer
         self._run_cpu = run_cpu
         self._fetch_lane = asyncio.Semaphore(lanes.fetch)

@@ -48,7 +48,7 @@ async def gate() -> HostGate:
 async def enricher(slow_host: PageServer, fast_host: PageServer, gate: HostGate) -> AsyncIterator[Enricher]:
     policy = FetchPolicy.from_allow_list(f"{slow_host.host},{fast_host.host}")
     fetcher = Fetcher(policy, FetchLimits(total_timeout=20, backoff_base=0.05), hosts=gate)
-    yield Enricher(fetcher, ExtractiveSummarizer(), lanes=Lanes(fetch=4, per_host=2), hosts=gate)
+    yield Enricher(fetcher, ExtractiveSummarizer(), lanes=Lanes(fetch=4), hosts=gate)
     await fetcher.aclose()
 
 
