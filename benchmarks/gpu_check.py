@@ -51,15 +51,13 @@ from benchmarks.summarize import (  # noqa: E402  (after the path is set)
     SMOLLM2_NAME,
     Outcome,
     Result,
+    judged,
     load_requests,
     run_all,
-    schema_valid,
     table,
 )
 
-from linkproc_ray.errors import AIError  # noqa: E402
 from linkproc_ray.summarize.protocol import SummaryRequest  # noqa: E402
-from linkproc_ray.summarize.rules import validate_output  # noqa: E402
 from linkproc_ray.summarize.vllm import Generation  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "gpu_check.json"
@@ -129,18 +127,12 @@ async def judge(requests: list[SummaryRequest], model_name: str, concurrency: in
 
     handle = serve.get_deployment_handle("Summarizer", app_name=APP)
 
+    async def generate(request: SummaryRequest) -> Generation:
+        generation: Generation = await handle.generate.remote(request)
+        return generation
+
     async def one(request: SummaryRequest) -> Outcome:
-        began = time.perf_counter()
-        try:
-            generation: Generation = await handle.generate.remote(request)
-        except AIError:
-            return Outcome(time.perf_counter() - began, False, None, None)
-        latency = time.perf_counter() - began
-        try:
-            summary: str | None = validate_output(generation.text, request, model_name).summary
-        except AIError as exc:
-            return Outcome(latency, schema_valid(generation), None, generation.output_tokens, str(exc))
-        return Outcome(latency, schema_valid(generation), summary, generation.output_tokens)
+        return await judged(generate, request, model_name)
 
     return await run_all("vllm-serve", model_name, requests, one, concurrency=concurrency, load_s=load_s)
 

@@ -150,6 +150,23 @@ async def run_all(
     )
 
 
+async def judged(
+    generate: Callable[[SummaryRequest], Awaitable[Generation]], request: SummaryRequest, model: str
+) -> Outcome:
+    """One raw answer timed, then judged by the schema and by the rules every summarizer applies."""
+    began = time.perf_counter()
+    try:
+        generation = await generate(request)
+    except AIError:
+        return Outcome(time.perf_counter() - began, False, None, None)
+    latency = time.perf_counter() - began
+    try:
+        summary = validate_output(generation.text, request, model).summary
+    except AIError as exc:
+        return Outcome(latency, schema_valid(generation), None, generation.output_tokens, _DIGITS.sub("N", str(exc)))
+    return Outcome(latency, schema_valid(generation), summary, generation.output_tokens)
+
+
 async def bench_extractive(requests: list[SummaryRequest]) -> Result:
     summarizer = ExtractiveSummarizer()
 
@@ -181,19 +198,7 @@ async def bench_vllm(requests: list[SummaryRequest], model_dir: Path, concurrenc
     load_s = time.perf_counter() - start
 
     async def one(request: SummaryRequest) -> Outcome:
-        began = time.perf_counter()
-        try:
-            generation: Generation = await summarizer.generate(request)
-        except AIError:
-            return Outcome(time.perf_counter() - began, False, None, None)
-        latency = time.perf_counter() - began
-        try:
-            summary: str | None = validate_output(generation.text, request, summarizer.model).summary
-        except AIError as exc:
-            return Outcome(
-                latency, schema_valid(generation), None, generation.output_tokens, _DIGITS.sub("N", str(exc))
-            )
-        return Outcome(latency, schema_valid(generation), summary, generation.output_tokens)
+        return await judged(summarizer.generate, request, summarizer.model)
 
     try:
         return await run_all("vllm-cpu", summarizer.model, requests, one, concurrency=concurrency, load_s=load_s)
