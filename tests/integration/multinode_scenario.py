@@ -62,6 +62,7 @@ class Summary:
     recover_s: float = 0.0
     settle_s: float = 0.0
     client_retries: int = 0
+    settle_retries: int = 0
     duplicate_event_ids: int = 0
     duplicate_links: int = 0
     links_without_one_terminal: int = 0
@@ -172,11 +173,23 @@ class Burst:
             await asyncio.sleep(0.05)
 
 
-async def settle(backends: dict[str, ActorBackend], link_ids: dict[str, set[str]]) -> dict[str, list[Event]]:
+async def settle(
+    summary: Summary, backends: dict[str, ActorBackend], link_ids: dict[str, set[str]]
+) -> dict[str, list[Event]]:
     """Wait until every acknowledged link has a terminal event; the final logs."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while True:
-        logs = {org: await read_log(backend) for org, backend in backends.items()}
+        try:
+            logs = {org: await read_log(backend) for org, backend in backends.items()}
+        except Unavailable:
+            # A lost org whose clients were done before the loss is read here first:
+            # its actors come back once the GCS has declared the node dead (about
+            # 15 s of missed health checks), which can outlast one call's patience.
+            # A 503 means "retry later", as it does for any client.
+            summary.settle_retries += 1
+            if time.monotonic() > deadline:
+                raise
+            continue
         done = {
             org: {e.args.get("linkId") for e in log if e.name in TERMINAL} >= link_ids[org] for org, log in logs.items()
         }
@@ -261,7 +274,7 @@ async def scenario(cluster: Cluster, workers: list[Any], pages: PageServer, data
     first_acks = [min((t for t in burst.ack_times[org] if t > lost_at), default=lost_at) for org in summary.lost_orgs]
     summary.recover_s = round(max(first_acks) - lost_at, 2)
 
-    after = await settle(backends, burst.acked)
+    after = await settle(summary, backends, burst.acked)
     summary.settle_s = round(time.monotonic() - lost_at, 2)
     check_logs(summary, before, after, burst.acked)
     moved = [await node_of(org) for org in summary.lost_orgs]
