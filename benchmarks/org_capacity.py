@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -22,25 +23,17 @@ from typing import Any
 import psutil
 import ray
 
-from linkproc_ray.adapters.actors import backend_handle, processor_handle
-from linkproc_ray.config import NAMESPACE, Settings
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.capacity_model import LiveOrg, Node, live_orgs_per_node  # noqa: E402
+
+from linkproc_ray.adapters.actors import backend_handle, processor_handle  # noqa: E402
+from linkproc_ray.config import NAMESPACE, Settings  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "org_capacity.json"
 MIB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Node:
-    """A node size to plan for, and what Ray keeps for itself on it."""
-
-    vcpus: int
-    memory_gib: float
-    # Ray reserves 30% of memory for the object store by default, and its own
-    # daemons (raylet, agents, log monitor, a Serve proxy) take about 1 GiB;
-    # Ray's memory monitor kills workers above 95% of the node's memory.
-    object_store_share: float = 0.30
-    daemons_gib: float = 1.0
-    memory_monitor_threshold: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -117,14 +110,9 @@ def measure(orgs: int, idle: float, data_dir: Path) -> Result:
 
 
 def capacity(result: Result, node: Node) -> dict[str, Any]:
-    """Live org pairs per node under each limit; the smallest one binds."""
-    usable_gib = node.memory_gib * (node.memory_monitor_threshold - node.object_store_share) - node.daemons_gib
-    # PSS counts shared pages (Python, Ray's libraries) once across processes:
-    # the right measure for many similar processes on one machine.
-    by_memory = int(usable_gib * 1024 / result.pss_mib_per_pair)
-    by_idle_cpu = int(node.vcpus * 0.5 / max(result.idle_cpu_cores_per_pair, 1e-6))
-    by_logical_cpu = int(node.vcpus / result.logical_cpus_per_pair)
-    limits = {"memory": by_memory, "idle_cpu_half_the_node": by_idle_cpu, "ray_logical_cpus": by_logical_cpu}
+    """Live org pairs per node under each limit (the capacity model's arithmetic); the smallest one binds."""
+    live = LiveOrg(result.pss_mib_per_pair, result.idle_cpu_cores_per_pair, result.logical_cpus_per_pair)
+    limits = live_orgs_per_node(live, node)
     return {"node": asdict(node), "limits": limits, "binding": min(limits, key=limits.__getitem__)}
 
 

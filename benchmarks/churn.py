@@ -1,0 +1,514 @@
+"""Wake/hibernate churn: many orgs cycle save -> processed -> hibernate -> wake, while the GCS is watched.
+
+Every wake makes two new named detached actors (the org's backend and
+processor) and every hibernation leaves two dead ones, which the GCS keeps in
+its tables up to ``maximum_gcs_destroyed_actor_cached_count``. This run
+cycles orgs through that loop through the Serve ingress of a local Ray
+cluster, with a short idle TTL and pages that answer 404 at once (the wake
+machinery, not parsing), and records over time: GCS and raylet RSS, the
+actor entries the GCS keeps (dead ones included), the wake latency (POST sent
+to the link's LinkProcessingStarted) and how long each actor took to be
+created. A series that still grows in the last third of the run is flagged.
+
+    python benchmarks/churn.py --quick     # 200 orgs x 5 wakes = 1,000 wakes
+    python benchmarks/churn.py             # 400 orgs, as many wakes as 30 minutes allow
+
+Writes benchmarks/results/churn.json and churn.png (churn-quick.* for
+--quick) and prints a markdown table. Exits 1 when a link was lost or
+processed twice, or a wake found its org's actors still alive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.burst import JSON, CpuMeter, PageProcess, audit_log, free_port, percentiles, ray_processes  # noqa: E402
+from benchmarks.soak import growth  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+SECRET = "churn-benchmark-secret-that-is-long-enough-for-hs256"
+APP_NAME = "linkproc-churn"
+ROUTE_PREFIX = "/churn"
+MIB = 1024 * 1024
+STARTED = "v1.LinkProcessingStarted"
+TERMINAL = frozenset({"v1.LinkProcessingCompleted", "v1.LinkProcessingFailed", "v1.LinkProcessingCancelled"})
+
+
+@dataclass
+class Wake:
+    """One org waking for one save, and what it cost."""
+
+    org: str
+    number: int
+    link_id: str = ""
+    sent_epoch: float = 0.0
+    post_ms: float = 0.0
+    wake_ms: float = 0.0
+    terminal_at: float = 0.0
+    hibernate_s: float = 0.0
+
+
+@dataclass
+class Watch:
+    """What the GCS and the raylet look like, refreshed by :func:`watch`; the orgs read ``alive``."""
+
+    alive: set[str] = field(default_factory=set)
+    alive_at: float = 0.0
+    started_ms: dict[str, set[int]] = field(default_factory=dict)
+    """Every actor incarnation seen alive, by name: its ``StartTime`` (the GCS drops dead ones past its cache)."""
+    samples: list[JSON] = field(default_factory=list)
+    cpu: CpuMeter = field(default_factory=CpuMeter)
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def actor_table(state: str | None = None) -> dict[str, JSON]:
+    """The GCS's actor table (every entry it keeps, dead ones included), or only the entries in ``state``."""
+    import ray
+
+    table: dict[str, JSON] = ray._private.state.state.actor_table(None, actor_state_name=state)
+    return table
+
+
+def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
+    """One point of the series: daemon RSS, the GCS's actor entries, and the cluster's CPU so far."""
+    procs = ray_processes()
+    rss = {"gcs_server": 0.0, "raylet": 0.0}
+    for proc in procs:
+        try:
+            name = proc.name()
+            if name in rss:
+                rss[name] += proc.memory_info().rss / MIB
+        except psutil.NoSuchProcess:
+            continue
+    watch.cpu.sample(procs)
+    entries = actor_table()
+    dead = sum(1 for entry in entries.values() if entry["State"] == "DEAD")
+    return {
+        "t": round(time.monotonic() - started, 2),
+        "wakes": wakes_done,
+        "gcs_rss_mb": round(rss["gcs_server"], 2),
+        "raylet_rss_mb": round(rss["raylet"], 2),
+        "actor_entries": len(entries),
+        "dead_actor_entries": dead,
+        "cluster_cpu_s": round(watch.cpu.seconds, 2),
+    }
+
+
+async def watch_cluster(watch: Watch, wakes: list[Wake], every: float, started: float, halt: asyncio.Event) -> None:
+    """Refresh the live actor names twice a second and take a sample every ``every`` seconds."""
+    next_sample = 0.0
+    while not halt.is_set():
+        asked = time.monotonic()
+        alive = await asyncio.to_thread(actor_table, "ALIVE")
+        watch.alive = {entry["Name"] for entry in alive.values()}
+        for entry in alive.values():
+            if entry["StartTime"]:
+                watch.started_ms.setdefault(entry["Name"], set()).add(int(entry["StartTime"]))
+        watch.alive_at = asked
+        if asked >= next_sample:
+            done = sum(1 for wake in wakes if wake.terminal_at)
+            watch.samples.append(await asyncio.to_thread(sample, watch, done, started))
+            next_sample = asked + every
+        try:
+            await asyncio.wait_for(halt.wait(), 0.5)
+        except TimeoutError:
+            pass
+
+
+async def wait_until_hibernated(org: str, watch: Watch, since: float, timeout: float) -> None:
+    """Until a view of the GCS taken after ``since`` shows neither of the org's actors alive."""
+    from linkproc_ray.adapters.actors import backend_name, processor_name
+
+    names = {backend_name(org), processor_name(org)}
+    deadline = time.monotonic() + timeout
+    while watch.alive_at <= since or names & watch.alive:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{org}'s actors did not hibernate within {timeout:.0f} s")
+        await asyncio.sleep(0.25)
+
+
+async def wake_once(http: httpx.AsyncClient, wake: Wake, page_base: str, timeout: float) -> list[JSON]:
+    """Save one link to a hibernated org and follow its log until the link is terminal; the log read so far."""
+    sent = time.perf_counter()
+    wake.sent_epoch = time.time()
+    response = await http.post(
+        f"/v1/orgs/{wake.org}/links", json={"url": f"{page_base}/missing/{wake.org}-{wake.number}"}
+    )
+    response.raise_for_status()
+    wake.post_ms = round((time.perf_counter() - sent) * 1000, 1)
+    wake.link_id = response.json()["id"]
+    log: list[JSON] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        after = log[-1]["seq"] if log else 0
+        answer = await http.get(f"/v1/orgs/{wake.org}/events", params={"after": after, "wait": 5})
+        answer.raise_for_status()
+        for event in answer.json()["events"]:
+            log.append(event)
+            if event["args"].get("linkId") != wake.link_id:
+                continue
+            if event["name"] == STARTED:
+                wake.wake_ms = round((_epoch(event["args"]["updatedAt"]) - wake.sent_epoch) * 1000, 1)
+            elif event["name"] in TERMINAL:
+                wake.terminal_at = time.monotonic()
+                return log
+    raise TimeoutError(f"{wake.org}: link {wake.link_id} not terminal within {timeout:.0f} s")
+
+
+async def cycle_org(
+    org: str,
+    token: str,
+    base: str,
+    page_base: str,
+    watch: Watch,
+    slots: asyncio.Semaphore,
+    wakes: list[Wake],
+    logs: dict[str, list[JSON]],
+    budget: tuple[int, float],
+    timeout: float,
+) -> None:
+    """One org's life: wake it with a save, let it finish and hibernate, again until the budget is spent.
+
+    The log each wake reads (from the first event to its link's terminal one)
+    is kept for the audit: reading it again at the end would wake every org once more.
+    """
+    most, until = budget
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout) as http:
+        for number in range(most):
+            if time.monotonic() > until:
+                return
+            wake = Wake(org, number)
+            async with slots:
+                logs[org] = await wake_once(http, wake, page_base, timeout)
+            wakes.append(wake)
+            await wait_until_hibernated(org, watch, wake.terminal_at, timeout)
+            wake.hibernate_s = round(time.monotonic() - wake.terminal_at, 2)
+
+
+def creation_ms(wakes: list[Wake], started_ms: dict[str, set[int]]) -> tuple[dict[str, list[float]], int]:
+    """Per role, how long each wake's actor took to be alive, and how many wakes found no new actor.
+
+    The backend's is measured from the save being sent (the ingress creates
+    it); the processor's from the backend being alive (the backend's poke
+    creates it). Each wake is matched with the org's first actor of that name
+    that started after the save was sent. Every actor lives at least the idle
+    TTL, so the twice-a-second view of live actors sees each one.
+    """
+    from linkproc_ray.adapters.actors import backend_name, processor_name
+
+    starts = {name: sorted(ms / 1000 for ms in values) for name, values in started_ms.items()}
+    times: dict[str, list[float]] = {"backend": [], "processor": []}
+    reused = 0
+    for wake in wakes:
+        backend = next((t for t in starts.get(backend_name(wake.org), []) if t >= wake.sent_epoch), None)
+        processor = next((t for t in starts.get(processor_name(wake.org), []) if t >= wake.sent_epoch), None)
+        if backend is None or processor is None:
+            reused += 1
+            continue
+        times["backend"].append(round((backend - wake.sent_epoch) * 1000, 1))
+        times["processor"].append(round((processor - backend) * 1000, 1))
+    return times, reused
+
+
+def audit_orgs(logs: dict[str, list[JSON]], wakes: list[Wake], data_dir: Path) -> JSON:
+    """Every saved link processed exactly once, by each org's log; and what an org keeps on disk."""
+    lost = duplicates = events = 0
+    for org, log in logs.items():
+        audit = audit_log(log, {wake.link_id for wake in wakes if wake.org == org})
+        lost += len(audit.lost)
+        duplicates += len(audit.duplicates)
+        events += len(log)
+    org_bytes = sum(path.stat().st_size for path in data_dir.glob("orgs/*/*") if path.is_file())
+    return {
+        "lost": lost,
+        "duplicates": duplicates,
+        "events_per_link": round(events / max(1, len(wakes)), 2),
+        "disk_bytes_per_org": round(org_bytes / max(1, len(logs))),
+    }
+
+
+def deciles(wakes: list[Wake]) -> JSON:
+    """Wake latency over the whole run and in its first and last tenth (in the order the wakes ended)."""
+    ordered = [wake.wake_ms for wake in sorted(wakes, key=lambda w: w.terminal_at)]
+    tenth = max(1, len(ordered) // 10)
+
+    def p50_p99(values: list[float]) -> JSON:
+        stats = percentiles(values)
+        return {"p50": stats["p50"], "p99": stats["p99"], "n": len(values)}
+
+    return {
+        "all": p50_p99(ordered),
+        "first_decile": p50_p99(ordered[:tenth]),
+        "last_decile": p50_p99(ordered[-tenth:]),
+    }
+
+
+def per_entry_bytes(samples: list[JSON]) -> float | None:
+    """GCS bytes per actor entry: the least-squares slope of GCS RSS against entries, past the first third."""
+    tail = samples[len(samples) // 3 :]
+    xs = [float(s["actor_entries"]) for s in tail]
+    ys = [float(s["gcs_rss_mb"]) * MIB for s in tail]
+    if len(xs) < 3 or max(xs) == min(xs):
+        return None
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum((x - mean_x) ** 2 for x in xs)
+    return round(slope, 1)
+
+
+def flags(samples: list[JSON], wakes: list[Wake], cache_limit: int) -> JSON:
+    """Which series still grow in the last third; the actor entries are judged against their cache bound."""
+    by_time = sorted(wakes, key=lambda w: w.terminal_at)
+    window = max(1, len(by_time) // 30)
+    rolling = [
+        sorted(w.wake_ms for w in by_time[i : i + window])[len(by_time[i : i + window]) // 2]
+        for i in range(0, len(by_time), window)
+    ]
+    entries = [float(s["actor_entries"]) for s in samples]
+    judged = {
+        "gcs_rss_mb": growth([float(s["gcs_rss_mb"]) for s in samples], floor=5.0),
+        "raylet_rss_mb": growth([float(s["raylet_rss_mb"]) for s in samples], floor=5.0),
+        "wake_ms_p50": growth(rolling, floor=100.0, share=0.2),
+        "actor_entries": growth(entries, floor=50.0),
+    }
+    # Dead entries grow by design until the GCS's cache holds its limit; past it they level off.
+    judged["actor_entries"]["bounded_by"] = cache_limit
+    judged["actor_entries"]["below_bound"] = bool(entries) and max(entries) < cache_limit
+    return judged
+
+
+def plot(path: Path, samples: list[JSON], wakes: list[Wake], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
+    x = [s["wakes"] for s in samples]
+    axes[0].plot(x, [s["gcs_rss_mb"] for s in samples], label="GCS")
+    axes[0].plot(x, [s["raylet_rss_mb"] for s in samples], label="raylet")
+    axes[0].set_ylabel("RSS (MiB)")
+    axes[0].legend()
+    axes[1].plot(x, [s["actor_entries"] for s in samples], label="all entries")
+    axes[1].plot(x, [s["dead_actor_entries"] for s in samples], label="dead")
+    axes[1].set_ylabel("GCS actor entries")
+    axes[1].legend()
+    ordered = sorted(wakes, key=lambda w: w.terminal_at)
+    axes[2].scatter(range(len(ordered)), [w.wake_ms for w in ordered], s=4)
+    axes[2].set_ylabel("wake: save -> Started (ms)")
+    axes[2].set_xlabel("wakes done")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(result: JSON) -> str:
+    wake = result["wake_ms"]
+    rows = [
+        "| measured | value |",
+        "| --- | ---: |",
+        f"| orgs / wakes | {result['orgs']} / {result['wakes']} |",
+        f"| wakes per second | {result['wakes_per_s']} |",
+        f"| cluster CPU per wake | {result['cpu_s_per_wake']} s |",
+        f"| wake ms p50 / p99 (all) | {wake['all']['p50']} / {wake['all']['p99']} |",
+        f"| wake ms p50 / p99 (first decile) | {wake['first_decile']['p50']} / {wake['first_decile']['p99']} |",
+        f"| wake ms p50 / p99 (last decile) | {wake['last_decile']['p50']} / {wake['last_decile']['p99']} |",
+        f"| backend created ms p50 / p99 | {result['actor_create_ms']['backend']['p50']}"
+        f" / {result['actor_create_ms']['backend']['p99']} |",
+        f"| processor created ms p50 / p99 | {result['actor_create_ms']['processor']['p50']}"
+        f" / {result['actor_create_ms']['processor']['p99']} |",
+        f"| GCS RSS MiB start -> end | {result['gcs_rss_mb']['start']} -> {result['gcs_rss_mb']['end']} |",
+        f"| raylet RSS MiB start -> end | {result['raylet_rss_mb']['start']} -> {result['raylet_rss_mb']['end']} |",
+        f"| GCS actor entries start -> end | {result['actor_entries']['start']} -> {result['actor_entries']['end']} |",
+        f"| GCS bytes per actor entry | {result['gcs_bytes_per_actor_entry']} |",
+        f"| lost / duplicates / wakes that found actors alive | {result['lost']} / {result['duplicates']}"
+        f" / {result['wakes_without_new_actors']} |",
+    ]
+    flagged = [name for name, verdict in result["growth"].items() if verdict["flagged"]]
+    rows.append(f"| still growing in the last third | {', '.join(flagged) or 'nothing'} |")
+    return "\n".join(rows)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 orgs x 5 wakes (1,000 wakes)")
+    parser.add_argument("--orgs", type=int, help="orgs (default 200 quick, 400 full)")
+    parser.add_argument("--wakes-per-org", type=int, help="wakes per org (default 5 quick, no limit full)")
+    parser.add_argument("--minutes", type=float, help="stop starting wakes after this long (default 30 full)")
+    parser.add_argument("--idle-ttl", type=float, default=2.0, help="seconds an idle org actor lives on")
+    parser.add_argument("--concurrency", type=int, default=8, help="orgs waking at the same time")
+    parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples of the GCS")
+    parser.add_argument(
+        "--destroyed-actor-cache",
+        type=int,
+        help="the GCS's maximum_gcs_destroyed_actor_cached_count for this run (default: the project's setting)",
+    )
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds one wake or hibernation may take")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    options = parser.parse_args(argv)
+    options.orgs = options.orgs or (200 if options.quick else 400)
+    options.wakes_per_org = options.wakes_per_org or (5 if options.quick else 1_000_000)
+    options.minutes = options.minutes or (60.0 if options.quick else 30.0)
+    return options
+
+
+async def churn(options: argparse.Namespace, base: str, page_base: str, tokens: dict[str, str], data_dir: Path) -> JSON:
+    wakes: list[Wake] = []
+    logs: dict[str, list[JSON]] = {}
+    watch = Watch()
+    started = time.monotonic()
+    halt = asyncio.Event()
+    watcher = asyncio.ensure_future(watch_cluster(watch, wakes, options.sample, started, halt))
+    slots = asyncio.Semaphore(options.concurrency)
+    budget = (options.wakes_per_org, started + options.minutes * 60)
+
+    async def progress() -> None:
+        while not halt.is_set():
+            await asyncio.sleep(30)
+            print(f"  {time.monotonic() - started:6.0f} s: {len(wakes)} wakes done", flush=True)
+
+    reporter = asyncio.ensure_future(progress())
+    try:
+        await asyncio.gather(
+            *(
+                cycle_org(org, token, base, page_base, watch, slots, wakes, logs, budget, options.timeout)
+                for org, token in tokens.items()
+            )
+        )
+    finally:
+        elapsed = time.monotonic() - started
+        halt.set()
+        await asyncio.gather(watcher, reporter)
+    watch.samples.append(await asyncio.to_thread(sample, watch, len(wakes), started))
+    created, reused = creation_ms(wakes, watch.started_ms)
+    audit = audit_orgs(logs, wakes, data_dir)
+    samples = watch.samples
+    return {
+        "wakes": len(wakes),
+        "elapsed_s": round(elapsed, 1),
+        "wakes_per_s": round(len(wakes) / elapsed, 3),
+        "cpu_s_per_wake": round(samples[-1]["cluster_cpu_s"] / max(1, len(wakes)), 3),
+        "wake_ms": deciles(wakes),
+        "post_ms": percentiles([w.post_ms for w in wakes]),
+        "hibernate_s": percentiles([w.hibernate_s for w in wakes]),
+        "actor_create_ms": {role: percentiles(values) for role, values in created.items()},
+        "wakes_without_new_actors": reused,
+        "gcs_rss_mb": {"start": samples[0]["gcs_rss_mb"], "end": samples[-1]["gcs_rss_mb"]},
+        "raylet_rss_mb": {"start": samples[0]["raylet_rss_mb"], "end": samples[-1]["raylet_rss_mb"]},
+        "actor_entries": {
+            "start": samples[0]["actor_entries"],
+            "end": samples[-1]["actor_entries"],
+            "dead_end": samples[-1]["dead_actor_entries"],
+        },
+        "gcs_bytes_per_actor_entry": per_entry_bytes(samples),
+        **audit,
+        "samples": samples,
+        "_wakes": wakes,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray import serve
+
+    from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
+    from linkproc_ray.adapters.serve import build_app
+    from linkproc_ray.api.auth import issue_token
+    from linkproc_ray.config import NAMESPACE, load_settings
+
+    system_config = dict(RAY_SYSTEM_CONFIG)
+    if options.destroyed_actor_cache is not None:
+        system_config["maximum_gcs_destroyed_actor_cached_count"] = options.destroyed_actor_cache
+    cache_limit = int(system_config.get("maximum_gcs_destroyed_actor_cached_count", 100_000))
+    run_id = uuid.uuid4().hex[:6]
+    orgs = [f"churn-{run_id}-{i}" for i in range(options.orgs)]
+    data_dir = Path(tempfile.mkdtemp(prefix="linkproc-churn-"))
+    with PageProcess("127.0.0.1", 0.0, 0, 0) as pages:
+        overrides = {
+            "data_dir": str(data_dir),
+            "jwt_secret": SECRET,
+            "fetch_allow_hosts": pages.base.removeprefix("http://"),
+            "serve_app_name": APP_NAME,
+            "idle_ttl": options.idle_ttl,
+        }
+        settings = load_settings(**overrides)
+        tokens = {org: issue_token(settings, org, ttl=4 * 3600) for org in orgs}
+        ray.init(
+            address="local",
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            _system_config=system_config,
+        )
+        try:
+            quiet = {"enable_access_log": False, "log_level": "WARNING"}
+            port = free_port()
+            serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)
+            serve.run(build_app(overrides), name=APP_NAME, route_prefix=ROUTE_PREFIX, logging_config=quiet)
+            base = f"http://127.0.0.1:{port}{ROUTE_PREFIX}"
+            print(
+                f"churn: {options.orgs} orgs, up to {options.wakes_per_org} wakes each, idle TTL"
+                f" {options.idle_ttl:g} s, {options.concurrency} waking at once",
+                flush=True,
+            )
+            outcome = asyncio.run(churn(options, base, pages.base, tokens, data_dir))
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    wakes: list[Wake] = outcome.pop("_wakes")
+    result: JSON = {
+        "mode": "quick" if options.quick else "full",
+        "orgs": options.orgs,
+        "idle_ttl_s": options.idle_ttl,
+        "concurrency": options.concurrency,
+        "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "destroyed_actor_cache": cache_limit,
+        **outcome,
+        "growth": flags(outcome["samples"], wakes, cache_limit),
+        "ray_system_config": system_config,
+    }
+    stem = "churn-quick" if options.quick else "churn"
+    options.out.mkdir(parents=True, exist_ok=True)
+    (options.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(
+        options.out / f"{stem}.png", outcome["samples"], wakes, f"churn: {result['orgs']} orgs, {result['wakes']} wakes"
+    )
+    print()
+    print(markdown(result))
+    print(f"\nwritten to {options.out / (stem + '.json')} and {options.out / (stem + '.png')}")
+    return 1 if result["lost"] or result["duplicates"] or result["wakes_without_new_actors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
