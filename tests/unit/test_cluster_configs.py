@@ -18,6 +18,8 @@ import pytest
 import ray
 import yaml
 
+from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
+
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_CONFIGS = sorted((ROOT / "cluster").glob("*.yaml"))
 SUMMARIZER_RESOURCE = "summarizer_gpu"
@@ -135,6 +137,14 @@ def test_every_node_starts_ray_with_the_shared_data_dir_mounted(path):
         (start,) = [c for c in config[key] if "ray start" in c]
         assert f"LINKPROC_DATA_DIR={DATA_DIR}" in start
         assert "RAY_AUTH_MODE=token" in start
+
+
+@pytest.mark.parametrize("path", CLUSTER_CONFIGS, ids=lambda p: p.name)
+def test_the_head_keeps_no_more_dead_actors_than_a_local_cluster_does(path):
+    # The GCS runs on the head; each hibernation leaves two dead actor entries in it.
+    (start,) = [c for c in load(path)["head_start_ray_commands"] if "ray start" in c]
+    cached = RAY_SYSTEM_CONFIG["maximum_gcs_destroyed_actor_cached_count"]
+    assert f"RAY_maximum_gcs_destroyed_actor_cached_count={cached};" in start
 
 
 def test_the_gpu_serve_config_asks_for_the_resource_only_gpu_nodes_have():

@@ -16,8 +16,13 @@ RAY_SYSTEM_CONFIG: dict[str, Any] = {
     # Ray kills idle workers above its soft limit (one per CPU) after 1 s; a burst's
     # parse workers then start again, and each pays the parser's imports anew.
     "idle_worker_killing_time_threshold_ms": 60_000,
+    # Every wake makes two named actors and every hibernation leaves two dead ones,
+    # which the GCS keeps for `ray list actors`: benchmarks/churn.py measured about
+    # 30 KB of GCS memory per dead entry, so Ray's default of 100,000 would let the
+    # GCS grow by about 3 GB. The last 1,000 (500 hibernations) are enough to debug with.
+    "maximum_gcs_destroyed_actor_cached_count": 1_000,
 }
-"""Ray settings of a local cluster (``ray start --system-config`` takes the same as JSON on a cluster)."""
+"""Ray settings of a local cluster; ``cluster/*.yaml`` and ``k8s/rayservice.yaml`` set the GCS's as ``RAY_<name>``."""
 
 
 def start_local(settings: Settings, *, host: str, port: int, num_cpus: int | None, metrics_port: int) -> None:
