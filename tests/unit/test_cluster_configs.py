@@ -18,7 +18,7 @@ import pytest
 import ray
 import yaml
 
-from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
+from linkproc_ray.adapters.local import GCS_CHURN_BOUNDS
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_CONFIGS = sorted((ROOT / "cluster").glob("*.yaml"))
@@ -140,11 +140,13 @@ def test_every_node_starts_ray_with_the_shared_data_dir_mounted(path):
 
 
 @pytest.mark.parametrize("path", CLUSTER_CONFIGS, ids=lambda p: p.name)
-def test_the_head_keeps_no_more_dead_actors_than_a_local_cluster_does(path):
-    # The GCS runs on the head; each hibernation leaves two dead actor entries in it.
+def test_the_heads_gcs_is_bounded_against_churn_as_on_a_local_cluster(path):
+    # The GCS runs on the head; each hibernation leaves two dead actors and two dead subscribers in it.
     (start,) = [c for c in load(path)["head_start_ray_commands"] if "ray start" in c]
-    cached = RAY_SYSTEM_CONFIG["maximum_gcs_destroyed_actor_cached_count"]
-    assert f"RAY_maximum_gcs_destroyed_actor_cached_count={cached};" in start
+    (exports,) = [line for line in start.split(";") if "RAY_subscriber_timeout_ms" in line]
+    exported = dict(word.split("=", 1) for word in exports.split() if "=" in word)
+    for name, value in GCS_CHURN_BOUNDS.items():
+        assert exported[f"RAY_{name}"] == str(value), name
 
 
 def test_the_gpu_serve_config_asks_for_the_resource_only_gpu_nodes_have():

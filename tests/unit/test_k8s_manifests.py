@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
+from linkproc_ray.adapters.local import GCS_CHURN_BOUNDS
 from linkproc_ray.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,11 +175,11 @@ def test_every_pod_mounts_the_shared_claim_at_the_data_dir_and_the_keys_where_se
             assert keys["secret"]["secretName"] == "linkproc-jwt-keys", name
 
 
-def test_the_gcs_keeps_no_more_dead_actors_than_a_local_cluster_does() -> None:
-    # Each hibernation leaves two dead actor entries in the GCS (benchmarks/churn.py).
+def test_the_gcs_is_bounded_against_churn_as_on_a_local_cluster() -> None:
+    # Each hibernation leaves two dead actors and two dead subscribers in the GCS (benchmarks/churn.py).
     (head,) = containers(groups(rayservice())["head"])
-    cached = RAY_SYSTEM_CONFIG["maximum_gcs_destroyed_actor_cached_count"]
-    assert env(head)["RAY_maximum_gcs_destroyed_actor_cached_count"] == str(cached)
+    for name, value in GCS_CHURN_BOUNDS.items():
+        assert env(head)[f"RAY_{name}"] == str(value), name
 
 
 def test_workers_are_ready_only_when_the_app_answers_healthz() -> None:

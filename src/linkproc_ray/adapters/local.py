@@ -12,17 +12,29 @@ from ray import serve
 from linkproc_ray.adapters.serve import build_app
 from linkproc_ray.config import NAMESPACE, Settings
 
-RAY_SYSTEM_CONFIG: dict[str, Any] = {
-    # Ray kills idle workers above its soft limit (one per CPU) after 1 s; a burst's
-    # parse workers then start again, and each pays the parser's imports anew.
-    "idle_worker_killing_time_threshold_ms": 60_000,
+GCS_CHURN_BOUNDS: dict[str, int] = {
     # Every wake makes two named actors and every hibernation leaves two dead ones,
     # which the GCS keeps for `ray list actors`: benchmarks/churn.py measured about
     # 30 KB of GCS memory per dead entry, so Ray's default of 100,000 would let the
     # GCS grow by about 3 GB. The last 1,000 (500 hibernations) are enough to debug with.
     "maximum_gcs_destroyed_actor_cached_count": 1_000,
+    # Each actor's worker process subscribes to the GCS; when it exits (a hibernation)
+    # the GCS keeps its subscriber state until this timeout. churn.py counted one more
+    # per hibernated actor, 1,423 after 18 minutes and still growing, at Ray's default;
+    # at 30 s they level off at about 120. A live subscriber always holds a long poll,
+    # so only dead ones time out.
+    "subscriber_timeout_ms": 30_000,
 }
-"""Ray settings of a local cluster; ``cluster/*.yaml`` and ``k8s/rayservice.yaml`` set the GCS's as ``RAY_<name>``."""
+"""What keeps the GCS from growing with wake/hibernate churn; ``cluster/*.yaml`` and
+``k8s/rayservice.yaml`` set the same as ``RAY_<name>`` on the head, where the GCS runs."""
+
+RAY_SYSTEM_CONFIG: dict[str, Any] = {
+    # Ray kills idle workers above its soft limit (one per CPU) after 1 s; a burst's
+    # parse workers then start again, and each pays the parser's imports anew.
+    "idle_worker_killing_time_threshold_ms": 60_000,
+    **GCS_CHURN_BOUNDS,
+}
+"""Ray settings of a local cluster."""
 
 
 def start_local(settings: Settings, *, host: str, port: int, num_cpus: int | None, metrics_port: int) -> None:
