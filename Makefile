@@ -43,7 +43,7 @@ check: $(VENV)/.installed
 test: check $(VENV)/.bench
 	$(PY) -m pytest -q
 
-# The quick mode of every benchmark, one after the other (about 30 min here); each
+# The quick mode of every benchmark, one after the other (about 50 min here); each
 # prints its table and writes JSON (and a plot) to benchmarks/results/.
 bench: $(VENV)/.bench
 	$(PY) benchmarks/summarize.py --quick
@@ -52,5 +52,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/burst.py --machinery --quick
 	$(PY) benchmarks/storm.py --quick
 	$(PY) benchmarks/org_capacity.py
+	$(PY) benchmarks/churn.py --quick
+	$(PY) benchmarks/capacity_model.py
 	$(PY) benchmarks/web_page.py --quick
 	$(PY) benchmarks/soak.py --quick

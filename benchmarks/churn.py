@@ -269,9 +269,15 @@ def deciles(wakes: list[Wake]) -> JSON:
     }
 
 
-def per_entry_bytes(samples: list[JSON]) -> float | None:
-    """GCS bytes per actor entry: the least-squares slope of GCS RSS against entries, past the first third."""
-    tail = samples[len(samples) // 3 :]
+def per_entry_bytes(samples: list[JSON], cache_limit: int) -> float | None:
+    """GCS bytes per actor entry: the least-squares slope of GCS RSS against entries.
+
+    Only the samples past the first third of the run (warm-up) and before the
+    dead entries reach the GCS's cache bound count: past the bound the entries
+    stay put, and whatever else still moved would be charged to them.
+    """
+    below = [s for s in samples if s["dead_actor_entries"] < cache_limit]
+    tail = below[len(below) // 3 :]
     xs = [float(s["actor_entries"]) for s in tail]
     ys = [float(s["gcs_rss_mb"]) * MIB for s in tail]
     if len(xs) < 3 or max(xs) == min(xs):
@@ -365,9 +371,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="orgs waking at the same time")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples of the GCS")
     parser.add_argument(
-        "--destroyed-actor-cache",
-        type=int,
-        help="the GCS's maximum_gcs_destroyed_actor_cached_count for this run (default: the project's setting)",
+        "--ray-config",
+        type=json.loads,
+        default={},
+        help="Ray system settings over the project's, as JSON: '{\"maximum_gcs_destroyed_actor_cached_count\": 100}'",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one wake or hibernation may take")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -378,7 +385,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return options
 
 
-async def churn(options: argparse.Namespace, base: str, page_base: str, tokens: dict[str, str], data_dir: Path) -> JSON:
+async def churn(
+    options: argparse.Namespace, base: str, page_base: str, tokens: dict[str, str], data_dir: Path, cache_limit: int
+) -> JSON:
     wakes: list[Wake] = []
     logs: dict[str, list[JSON]] = {}
     watch = Watch()
@@ -426,7 +435,7 @@ async def churn(options: argparse.Namespace, base: str, page_base: str, tokens: 
             "end": samples[-1]["actor_entries"],
             "dead_end": samples[-1]["dead_actor_entries"],
         },
-        "gcs_bytes_per_actor_entry": per_entry_bytes(samples),
+        "gcs_bytes_per_actor_entry": per_entry_bytes(samples, cache_limit),
         **audit,
         "samples": samples,
         "_wakes": wakes,
@@ -444,9 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from linkproc_ray.api.auth import issue_token
     from linkproc_ray.config import NAMESPACE, load_settings
 
-    system_config = dict(RAY_SYSTEM_CONFIG)
-    if options.destroyed_actor_cache is not None:
-        system_config["maximum_gcs_destroyed_actor_cached_count"] = options.destroyed_actor_cache
+    system_config = {**RAY_SYSTEM_CONFIG, **options.ray_config}
     cache_limit = int(system_config.get("maximum_gcs_destroyed_actor_cached_count", 100_000))
     run_id = uuid.uuid4().hex[:6]
     orgs = [f"churn-{run_id}-{i}" for i in range(options.orgs)]
@@ -480,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" {options.idle_ttl:g} s, {options.concurrency} waking at once",
                 flush=True,
             )
-            outcome = asyncio.run(churn(options, base, pages.base, tokens, data_dir))
+            outcome = asyncio.run(churn(options, base, pages.base, tokens, data_dir, cache_limit))
         finally:
             serve.shutdown()
             ray.shutdown()

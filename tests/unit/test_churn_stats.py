@@ -37,8 +37,14 @@ def test_gcs_bytes_per_entry_is_the_slope_past_warm_up():
     samples = [sample(0, 40.0), sample(10, 48.0), sample(20, 49.0)] + [
         sample(100 * k, 50.0 + 100 * k * 2048 / MIB) for k in range(1, 10)
     ]
-    assert per_entry_bytes(samples) == 2048.0
-    assert per_entry_bytes([sample(5, 40.0)] * 6) is None  # no change in entries: no slope
+    assert per_entry_bytes(samples, cache_limit=100_000) == 2048.0
+    assert per_entry_bytes([sample(5, 40.0)] * 6, cache_limit=100_000) is None  # no change in entries: no slope
+
+
+def test_gcs_growth_past_the_cache_bound_is_not_charged_to_the_entries():
+    rising = [sample(100 * k, 50.0 + 100 * k * 1024 / MIB) for k in range(10)]
+    capped = [sample(900, 60.0 + k) for k in range(10)]  # the bound holds the entries; something else grows
+    assert per_entry_bytes(rising + capped, cache_limit=900) == 1024.0
 
 
 def test_entries_below_the_cache_bound_are_growth_by_design_and_say_so():
