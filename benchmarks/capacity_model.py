@@ -67,6 +67,8 @@ class OrgFigures:
     cpu_s_per_link: float
     """Cluster CPU to fetch, parse, summarize and record one link on a live org, its events included."""
     gcs_bytes_per_actor_entry: float
+    gcs_bytes_per_wake_past_bounds: float
+    """What the GCS still grows by per wake with its dead-actor and dead-subscriber bounds full (Ray keeps it)."""
     disk_bytes_per_org: float
     """Both SQLite files of an org with a few links: the floor every org keeps on the shared volume."""
     actors_per_wake: int = 2
@@ -117,6 +119,11 @@ def gcs_dead_entries_mib(figures: OrgFigures, orgs: int, mix: Mix = Mix()) -> fl
     return min(per_day, mix.destroyed_actor_cache) * figures.gcs_bytes_per_actor_entry / MIB
 
 
+def gcs_growth_mib_per_day(figures: OrgFigures, orgs: int, mix: Mix = Mix()) -> float:
+    """The GCS growth no setting bounds: a day's wakes times what each still leaves (restarts release it)."""
+    return orgs * mix.sessions_per_org_per_day * figures.gcs_bytes_per_wake_past_bounds / MIB
+
+
 def disk_gib(figures: OrgFigures, orgs: int) -> float:
     """The shared volume's floor for ``orgs``: what each keeps before its links add up."""
     return orgs * figures.disk_bytes_per_org / 2**30
@@ -152,6 +159,7 @@ def plan(figures: OrgFigures, node: Node, nodes: int, mix: Mix = Mix()) -> dict[
         "orgs_in_all_binding": min(held, key=held.__getitem__),
         "orgs_held": total,
         "gcs_dead_entries_mib_at_that_many_orgs": round(gcs_dead_entries_mib(figures, total, mix), 1),
+        "gcs_growth_mib_per_day_at_that_many_orgs": round(gcs_growth_mib_per_day(figures, total, mix), 1),
         "disk_gib_floor_at_that_many_orgs": round(disk_gib(figures, total), 2),
     }
 
@@ -191,6 +199,7 @@ def figures_from_results(results: Path) -> tuple[OrgFigures, dict[str, Any]]:
         cpu_s_per_wake=churn["cpu_s_per_wake"],
         cpu_s_per_link=burst["cpu_s"] / burst["links"],
         gcs_bytes_per_actor_entry=churn["gcs_bytes_per_actor_entry"],
+        gcs_bytes_per_wake_past_bounds=churn["gcs_bytes_per_wake_past_bounds"] or 0.0,
         disk_bytes_per_org=churn["disk_bytes_per_org"],
     )
     return figures, {"org_capacity": capacity_name, "churn": churn_name, "burst": burst_name, "churn_run": churn}
@@ -201,7 +210,12 @@ def check_against_churn(figures: OrgFigures, churn: dict[str, Any], cores: int) 
     here = Node(vcpus=cores, memory_gib=0.0)
     cpu_bound = wakes_per_second(figures, here, 1, Mix(cpu_share_for_orgs=1.0))
     entries = churn["actor_entries"]["end"] - churn["actor_entries"]["start"]
-    predicted_gcs = churn["gcs_rss_mb"]["start"] + entries * figures.gcs_bytes_per_actor_entry / MIB
+    past_bounds = max(0, churn["wakes"] - entries // figures.actors_per_wake)
+    predicted_gcs = (
+        churn["gcs_rss_mb"]["start"]
+        + entries * figures.gcs_bytes_per_actor_entry / MIB
+        + past_bounds * figures.gcs_bytes_per_wake_past_bounds / MIB
+    )
     return {
         "wakes_per_s": {"model_cpu_bound": round(cpu_bound, 3), "measured": churn["wakes_per_s"]},
         "gcs_rss_mb_end": {"model": round(predicted_gcs, 1), "measured": churn["gcs_rss_mb"]["end"]},
@@ -222,6 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     needed = nodes_for(options.orgs, figures, node, mix)
     answer = plan(figures, node, needed, mix)
     check = check_against_churn(figures, churn, cores=int(churn["machine"].split(", ")[1].split()[0]))
+    sizes = [Node(4, 16.0), Node(8, 32.0), Node(16, 64.0)]
+    by_size = [
+        {
+            "node": f"{size.vcpus} vCPU / {size.memory_gib:g} GiB",
+            "nodes_needed": nodes_for(options.orgs, figures, size, mix),
+            **{k: v for k, v in plan(figures, size, 1, mix).items() if k not in ("nodes", "node")},
+        }
+        for size in sizes
+    ]
     out = {
         "figures": asdict(figures),
         "sources": sources,
@@ -229,12 +252,23 @@ def main(argv: list[str] | None = None) -> int:
         "orgs": options.orgs,
         "nodes_needed": needed,
         "plan": answer,
+        "per_node_by_size": by_size,
         "check_against_this_machine": check,
     }
     (options.results / "capacity_model.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"{options.orgs:,} orgs on {options.vcpus} vCPU / {options.memory_gib:g} GiB worker nodes: {needed} nodes")
     print(json.dumps(answer, indent=2))
-    print("check against this machine:", json.dumps(check))
+    print(
+        f"\n| worker node | live orgs (memory / idle CPU / logical CPUs) | wakes/s | links/s | nodes for {options.orgs:,} |"
+    )
+    print("| --- | --- | ---: | ---: | ---: |")
+    for row in by_size:
+        live = row["live_orgs_per_node"]
+        print(
+            f"| {row['node']} | {live['memory']} / {live['idle_cpu']} / {live['ray_logical_cpus']} |"
+            f" {row['wakes_per_s']} | {row['links_per_s']} | {row['nodes_needed']} |"
+        )
+    print("\ncheck against this machine:", json.dumps(check))
     return 0
 
 

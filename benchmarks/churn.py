@@ -269,6 +269,15 @@ def deciles(wakes: list[Wake]) -> JSON:
     }
 
 
+def slope(xs: list[float], ys: list[float]) -> float | None:
+    """The least-squares slope of ``ys`` against ``xs``; ``None`` for fewer than 3 points or no spread."""
+    if len(xs) < 3 or max(xs) == min(xs):
+        return None
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    rise = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+    return round(rise / sum((x - mean_x) ** 2 for x in xs), 1)
+
+
 def per_entry_bytes(samples: list[JSON], cache_limit: int) -> float | None:
     """GCS bytes per actor entry: the least-squares slope of GCS RSS against entries.
 
@@ -280,11 +289,19 @@ def per_entry_bytes(samples: list[JSON], cache_limit: int) -> float | None:
     tail = below[len(below) // 3 :]
     xs = [float(s["actor_entries"]) for s in tail]
     ys = [float(s["gcs_rss_mb"]) * MIB for s in tail]
-    if len(xs) < 3 or max(xs) == min(xs):
-        return None
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum((x - mean_x) ** 2 for x in xs)
-    return round(slope, 1)
+    return slope(xs, ys)
+
+
+def per_wake_bytes_past_bounds(samples: list[JSON], cache_limit: int) -> float | None:
+    """GCS bytes each wake still adds once the dead actors are at their bound: what no setting bounds.
+
+    The slope of GCS RSS against wakes over the samples taken at the bound;
+    ``None`` when the run never reached it.
+    """
+    at_bound = [s for s in samples if s["dead_actor_entries"] >= cache_limit]
+    xs = [float(s["wakes"]) for s in at_bound]
+    ys = [float(s["gcs_rss_mb"]) * MIB for s in at_bound]
+    return slope(xs, ys)
 
 
 def flags(samples: list[JSON], wakes: list[Wake], cache_limit: int) -> JSON:
@@ -353,6 +370,7 @@ def markdown(result: JSON) -> str:
         f"| raylet RSS MiB start -> end | {result['raylet_rss_mb']['start']} -> {result['raylet_rss_mb']['end']} |",
         f"| GCS actor entries start -> end | {result['actor_entries']['start']} -> {result['actor_entries']['end']} |",
         f"| GCS bytes per actor entry | {result['gcs_bytes_per_actor_entry']} |",
+        f"| GCS bytes per wake once the dead actors are at their bound | {result['gcs_bytes_per_wake_past_bounds']} |",
         f"| lost / duplicates / wakes that found actors alive | {result['lost']} / {result['duplicates']}"
         f" / {result['wakes_without_new_actors']} |",
     ]
@@ -436,6 +454,7 @@ async def churn(
             "dead_end": samples[-1]["dead_actor_entries"],
         },
         "gcs_bytes_per_actor_entry": per_entry_bytes(samples, cache_limit),
+        "gcs_bytes_per_wake_past_bounds": per_wake_bytes_past_bounds(samples, cache_limit),
         **audit,
         "samples": samples,
         "_wakes": wakes,
