@@ -13,6 +13,7 @@ from benchmarks.capacity_model import (
     OrgFigures,
     figures_from_results,
     gcs_dead_entries_mib,
+    gcs_growth_mib_per_day,
     links_per_second,
     live_orgs_per_node,
     nodes_for,
@@ -26,6 +27,7 @@ FIGURES = OrgFigures(
     cpu_s_per_wake=2.0,
     cpu_s_per_link=0.1,
     gcs_bytes_per_actor_entry=1024.0,
+    gcs_bytes_per_wake_past_bounds=10 * 1024.0,
     disk_bytes_per_org=100 * 1024,
 )
 # 10 GiB node: 10 * (0.95 - 0.30) - 1 = 5.5 GiB usable = 5,632 MiB.
@@ -75,6 +77,11 @@ def test_dead_actor_entries_stop_at_the_gcs_cache_bound():
     assert gcs_dead_entries_mib(FIGURES, 10_000, mix) == pytest.approx(1000 * 1024 / 2**20)
 
 
+def test_what_the_gcs_keeps_past_its_bounds_grows_with_the_days_wakes():
+    mix = Mix(sessions_per_org_per_day=4)
+    assert gcs_growth_mib_per_day(FIGURES, 1024, mix) == pytest.approx(1024 * 4 * 10 / 1024)  # 40 MiB a day
+
+
 def test_nodes_for_is_the_fewest_that_hold_the_orgs():
     mix = Mix(sessions_per_org_per_day=4, live_s_per_session=720, peak_factor=3)
     needed = nodes_for(10_000, FIGURES, NODE, mix)
@@ -95,15 +102,30 @@ def test_figures_come_from_the_benchmarks_results(tmp_path: Path):
         )
     )
     (tmp_path / "churn-quick.json").write_text(
-        json.dumps({"cpu_s_per_wake": 1.5, "gcs_bytes_per_actor_entry": 900.0, "disk_bytes_per_org": 4096})
+        json.dumps(
+            {
+                "cpu_s_per_wake": 1.5,
+                "gcs_bytes_per_actor_entry": 900.0,
+                "gcs_bytes_per_wake_past_bounds": None,  # a run too short to reach the bound
+                "disk_bytes_per_org": 4096,
+            }
+        )
     )
     (tmp_path / "burst.json").write_text(json.dumps({"cpu_s": 50.0, "links": 100}))
     figures, sources = figures_from_results(tmp_path)
     assert figures.cpu_s_per_link == 0.5
     assert figures.live.pss_mib == 150.0 and figures.cpu_s_per_wake == 1.5
     assert sources["churn"] == "churn-quick.json"
+    assert figures.gcs_bytes_per_wake_past_bounds == 0.0
     (tmp_path / "churn.json").write_text(
-        json.dumps({"cpu_s_per_wake": 1.2, "gcs_bytes_per_actor_entry": 900.0, "disk_bytes_per_org": 4096})
+        json.dumps(
+            {
+                "cpu_s_per_wake": 1.2,
+                "gcs_bytes_per_actor_entry": 900.0,
+                "gcs_bytes_per_wake_past_bounds": 30_000.0,
+                "disk_bytes_per_org": 4096,
+            }
+        )
     )
     figures, sources = figures_from_results(tmp_path)
     assert sources["churn"] == "churn.json" and figures.cpu_s_per_wake == 1.2  # the full run wins over the quick one

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.churn import MIB, Wake, creation_ms, deciles, flags, per_entry_bytes
+from benchmarks.churn import MIB, Wake, creation_ms, deciles, flags, per_entry_bytes, per_wake_bytes_past_bounds
 
 
 def test_each_wake_is_matched_with_the_first_actors_that_started_after_its_save():
@@ -61,3 +61,9 @@ def test_wakes_getting_slower_at_the_end_are_flagged():
     wakes = [Wake("o", i, wake_ms=2000.0 + (3000.0 if i > 80 else 0.0), terminal_at=float(i)) for i in range(120)]
     verdict = flags([sample(k, 50.0) for k in range(12)], wakes, cache_limit=100_000)
     assert verdict["wake_ms_p50"]["flagged"] is True
+
+
+def test_what_each_wake_still_adds_at_the_bound_is_fitted_against_wakes():
+    at_bound = [{**sample(1000, 80.0 + k * 100 * 4096 / MIB), "wakes": 500 + 100 * k} for k in range(5)]
+    assert per_wake_bytes_past_bounds(at_bound, cache_limit=1000) == 4096.0
+    assert per_wake_bytes_past_bounds([sample(10, 50.0)] * 5, cache_limit=1000) is None  # never at the bound
