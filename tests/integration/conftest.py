@@ -62,8 +62,6 @@ def metrics_port() -> int:
 def ray_cluster(metrics_port: int) -> Iterator[None]:
     import ray
 
-    from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
-
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     ray.init(
         address="local",
@@ -73,8 +71,6 @@ def ray_cluster(metrics_port: int) -> Iterator[None]:
         logging_level="WARNING",
         log_to_driver=False,
         _metrics_export_port=metrics_port,
-        # The settings `linkproc up` runs with, so the tests run on the system users get.
-        _system_config=RAY_SYSTEM_CONFIG,
     )
     yield
     from ray import serve

@@ -176,7 +176,7 @@ def test_every_pod_mounts_the_shared_claim_at_the_data_dir_and_the_keys_where_se
 
 
 def test_the_gcs_is_bounded_against_churn_as_on_a_local_cluster() -> None:
-    # Each hibernation leaves two dead actors and two dead subscribers in the GCS (benchmarks/churn.py).
+    # Each hibernation leaves two dead actors in the GCS (benchmarks/churn.py).
     (head,) = containers(groups(rayservice())["head"])
     for name, value in GCS_CHURN_BOUNDS.items():
         assert env(head)[f"RAY_{name}"] == str(value), name
