@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import os
 import platform
 import shutil
 import sys
@@ -42,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.burst import JSON, CpuMeter, PageProcess, audit_log, free_port, percentiles, ray_processes  # noqa: E402
+from benchmarks.burst import JSON, CpuMeter, PageProcess, audit_log, percentiles, ray_processes  # noqa: E402
+from benchmarks.local_system import local_system  # noqa: E402
 from benchmarks.soak import growth  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -463,14 +462,9 @@ async def churn(
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-    from ray import serve
-
     from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
-    from linkproc_ray.adapters.serve import build_app
     from linkproc_ray.api.auth import issue_token
-    from linkproc_ray.config import NAMESPACE, load_settings
+    from linkproc_ray.config import load_settings
 
     system_config = {**RAY_SYSTEM_CONFIG, **options.ray_config}
     cache_limit = int(system_config.get("maximum_gcs_destroyed_actor_cached_count", 100_000))
@@ -487,29 +481,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         settings = load_settings(**overrides)
         tokens = {org: issue_token(settings, org, ttl=4 * 3600) for org in orgs}
-        ray.init(
-            address="local",
-            namespace=NAMESPACE,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            _system_config=system_config,
-        )
         try:
-            quiet = {"enable_access_log": False, "log_level": "WARNING"}
-            port = free_port()
-            serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)
-            serve.run(build_app(overrides), name=APP_NAME, route_prefix=ROUTE_PREFIX, logging_config=quiet)
-            base = f"http://127.0.0.1:{port}{ROUTE_PREFIX}"
-            print(
-                f"churn: {options.orgs} orgs, up to {options.wakes_per_org} wakes each, idle TTL"
-                f" {options.idle_ttl:g} s, {options.concurrency} waking at once",
-                flush=True,
-            )
-            outcome = asyncio.run(churn(options, base, pages.base, tokens, data_dir, cache_limit))
+            with local_system(
+                overrides, app_name=APP_NAME, route_prefix=ROUTE_PREFIX, ray_config=options.ray_config
+            ) as base:
+                print(
+                    f"churn: {options.orgs} orgs, up to {options.wakes_per_org} wakes each, idle TTL"
+                    f" {options.idle_ttl:g} s, {options.concurrency} waking at once",
+                    flush=True,
+                )
+                outcome = asyncio.run(churn(options, base, pages.base, tokens, data_dir, cache_limit))
         finally:
-            serve.shutdown()
-            ray.shutdown()
             shutil.rmtree(data_dir, ignore_errors=True)
 
     wakes: list[Wake] = outcome.pop("_wakes")

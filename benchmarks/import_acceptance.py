@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import html
 import json
-import logging
 import multiprocessing
 import os
 import re
@@ -49,6 +48,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests/pages.py and benchmarks/burst.py
 
 from benchmarks.burst import audit_log, pull_log, synthetic_page  # noqa: E402
+from benchmarks.local_system import local_system  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SECRET = "import-benchmark-secret-that-is-long-enough-for-hs256"
@@ -150,13 +150,7 @@ def bookmarks_file(path: Path, servers: Sequence[HostServer], links: int, *, sta
 @contextmanager
 def local_cluster(port: int, allow_hosts: str, per_host: int) -> Iterator[tuple[str, Any]]:
     """What ``linkproc up`` starts, with a fresh data dir; yields the base URL and the settings."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-    from ray import serve
-
-    from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
-    from linkproc_ray.adapters.serve import build_app
-    from linkproc_ray.config import NAMESPACE, load_settings
+    from linkproc_ray.config import load_settings
 
     data_dir = Path(tempfile.mkdtemp(prefix="linkproc-import-"))
     overrides = {
@@ -166,21 +160,10 @@ def local_cluster(port: int, allow_hosts: str, per_host: int) -> Iterator[tuple[
         "fetch_per_host": per_host,
     }
     settings = load_settings(**overrides)
-    ray.init(
-        address="local",
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        _system_config=RAY_SYSTEM_CONFIG,
-    )
     try:
-        quiet = {"enable_access_log": False, "log_level": "WARNING"}
-        serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)
-        serve.run(build_app(overrides), name=settings.serve_app_name, route_prefix="/", logging_config=quiet)
-        yield f"http://127.0.0.1:{port}", settings
+        with local_system(overrides, app_name=settings.serve_app_name, port=port) as base:
+            yield base, settings
     finally:
-        serve.shutdown()
-        ray.shutdown()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

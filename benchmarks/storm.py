@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import shutil
 import sys
@@ -42,11 +41,11 @@ from benchmarks.burst import (  # noqa: E402 - after the path set-up above
     CpuMeter,
     PageProcess,
     audit_log,
-    free_port,
     percentiles,
     pull_log,
     ray_processes,
 )
+from benchmarks.local_system import local_system  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SECRET = "storm-benchmark-secret-that-is-long-enough-for-hs256"
@@ -296,15 +295,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-    from ray import serve
     from tests.pages import article_ids
 
     from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
-    from linkproc_ray.adapters.serve import build_app
     from linkproc_ray.api.auth import issue_token
-    from linkproc_ray.config import NAMESPACE, load_settings
+    from linkproc_ray.config import load_settings
 
     run_id = uuid.uuid4().hex[:6]
     orgs = [f"storm-{run_id}-{i}" for i in range(options.orgs)]
@@ -328,37 +323,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             for i, org in enumerate(orgs)
         }
-        ray.init(
-            address="local",
-            namespace=NAMESPACE,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            _system_config=RAY_SYSTEM_CONFIG,
-        )
         try:
-            quiet = {"enable_access_log": False, "log_level": "WARNING"}
-            port = free_port()
-            serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)
-            serve.run(build_app(overrides), name=APP_NAME, route_prefix=ROUTE_PREFIX, logging_config=quiet)
-            base = f"http://127.0.0.1:{port}{ROUTE_PREFIX}"
-            # A warm cluster (parse workers, the ingress), cold orgs: the storm is about orgs waking.
-            asyncio.run(storm(base, tokens, {warmup: [f"{pages.base}/articles/{articles[-1]}"]}, options.timeout))
-            print(f"storm: {options.orgs} cold orgs x {options.links} links at once", flush=True)
-            sampler = Sampler()
-            sampler.start()
-            outcome = asyncio.run(storm(base, tokens, urls, options.timeout))
-            sampler.stop()
-            pids = org_actor_pids(orgs)
-            first_sent: dict[str, float] = {}
-            for post in outcome["posts"]:
-                first_sent[post["org"]] = min(first_sent.get(post["org"], post["sent_epoch"]), post["sent_epoch"])
-            starts = actor_start_ms(orgs, first_sent)
-            memory = memory_by_role(pids)
-            print(f"drained in {outcome['drain_s']:.1f} s; measuring idle CPU for {options.idle:.0f} s", flush=True)
-            idle = idle_cpu_per_org(pids, options.idle)
+            with local_system(overrides, app_name=APP_NAME, route_prefix=ROUTE_PREFIX) as base:
+                # A warm cluster (parse workers, the ingress), cold orgs: the storm is about orgs waking.
+                asyncio.run(storm(base, tokens, {warmup: [f"{pages.base}/articles/{articles[-1]}"]}, options.timeout))
+                print(f"storm: {options.orgs} cold orgs x {options.links} links at once", flush=True)
+                sampler = Sampler()
+                sampler.start()
+                outcome = asyncio.run(storm(base, tokens, urls, options.timeout))
+                sampler.stop()
+                pids = org_actor_pids(orgs)
+                first_sent: dict[str, float] = {}
+                for post in outcome["posts"]:
+                    first_sent[post["org"]] = min(first_sent.get(post["org"], post["sent_epoch"]), post["sent_epoch"])
+                starts = actor_start_ms(orgs, first_sent)
+                memory = memory_by_role(pids)
+                print(f"drained in {outcome['drain_s']:.1f} s; measuring idle CPU for {options.idle:.0f} s", flush=True)
+                idle = idle_cpu_per_org(pids, options.idle)
         finally:
-            serve.shutdown()
-            ray.shutdown()
             shutil.rmtree(data_dir, ignore_errors=True)
 
     posts = outcome["posts"]
