@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -77,6 +78,8 @@ class Watch:
     """Every actor incarnation seen alive, by name: its ``StartTime`` (the GCS drops dead ones past its cache)."""
     samples: list[JSON] = field(default_factory=list)
     cpu: CpuMeter = field(default_factory=CpuMeter)
+    ingress_pids: set[int] = field(default_factory=set)
+    """Every ingress replica process seen: more than one means Serve replaced a worn-out one."""
 
 
 def _epoch(iso: str) -> float:
@@ -97,11 +100,21 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
     """One point of the series: daemon RSS, the GCS's actor entries, and the cluster's CPU so far."""
     procs = ray_processes()
     rss = {"gcs_server": 0.0, "raylet": 0.0}
+    gcs_file_backed = 0.0
+    ingress = 0.0
     for proc in procs:
         try:
             name = proc.name()
+            if "Ingress" in " ".join(proc.cmdline()):
+                ingress += proc.memory_info().rss / MIB
+                watch.ingress_pids.add(proc.pid)
             if name in rss:
-                rss[name] += proc.memory_info().rss / MIB
+                memory = proc.memory_info()
+                rss[name] += memory.rss / MIB
+                if name == "gcs_server":
+                    # Resident pages of the binary and its libraries: they grow as new code
+                    # paths run and stop at the file's size, so they are not held data.
+                    gcs_file_backed += memory.shared / MIB
         except psutil.NoSuchProcess:
             continue
     watch.cpu.sample(procs)
@@ -111,7 +124,9 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
         "t": round(time.monotonic() - started, 2),
         "wakes": wakes_done,
         "gcs_rss_mb": round(rss["gcs_server"], 2),
+        "gcs_anon_mb": round(rss["gcs_server"] - gcs_file_backed, 2),
         "raylet_rss_mb": round(rss["raylet"], 2),
+        "ingress_rss_mb": round(ingress, 2),
         "actor_entries": len(entries),
         "dead_actor_entries": dead,
         "cluster_cpu_s": round(watch.cpu.seconds, 2),
@@ -291,16 +306,36 @@ def per_entry_bytes(samples: list[JSON], cache_limit: int) -> float | None:
     return slope(xs, ys)
 
 
-def per_wake_bytes_past_bounds(samples: list[JSON], cache_limit: int) -> float | None:
+def per_wake_bytes_past_bounds(samples: list[JSON], cache_limit: int, series: str = "gcs_rss_mb") -> float | None:
     """GCS bytes each wake still adds once the dead actors are at their bound: what no setting bounds.
 
-    The slope of GCS RSS against wakes over the samples taken at the bound;
-    ``None`` when the run never reached it.
+    The slope of ``series`` (MiB) against wakes over the samples taken at the
+    bound; ``None`` when the run never reached it or did not record the series.
     """
-    at_bound = [s for s in samples if s["dead_actor_entries"] >= cache_limit]
+    at_bound = [s for s in samples if s["dead_actor_entries"] >= cache_limit and series in s]
     xs = [float(s["wakes"]) for s in at_bound]
-    ys = [float(s["gcs_rss_mb"]) * MIB for s in at_bound]
+    ys = [float(s[series]) * MIB for s in at_bound]
     return slope(xs, ys)
+
+
+GCS_COUNTS = {
+    "destroyed_actors": r"Destroyed actors count: (\d+)",
+    "long_polling_subscribers": r"current long-polling subscribers: (\d+)",
+    "actor_channel_keys": r"GCS_ACTOR_CHANNEL\n(?:- .*\n)*?- current keyed subscription keys: (\d+)",
+    "actor_channel_buffered_bytes": r"GCS_ACTOR_CHANNEL\n(?:- .*\n)*?- current buffered bytes: (\d+)",
+    "task_events_stored": r"Current num of task events stored: (\d+)",
+}
+"""What the GCS's once-a-minute debug dump (``gcs_server.out``) says it holds: the tables RSS alone cannot name."""
+
+
+def gcs_debug_counts(log_text: str) -> list[dict[str, int]]:
+    """The :data:`GCS_COUNTS` of every debug dump in ``log_text``, oldest first (a count a dump lacks is left out)."""
+    dumps = log_text.split("Gcs Debug state:")[1:]
+    counts = []
+    for dump in dumps:
+        found = {name: re.search(pattern, dump) for name, pattern in GCS_COUNTS.items()}
+        counts.append({name: int(match.group(1)) for name, match in found.items() if match})
+    return counts
 
 
 def flags(samples: list[JSON], wakes: list[Wake], cache_limit: int) -> JSON:
@@ -333,7 +368,9 @@ def plot(path: Path, samples: list[JSON], wakes: list[Wake], title: str) -> None
     fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
     x = [s["wakes"] for s in samples]
     axes[0].plot(x, [s["gcs_rss_mb"] for s in samples], label="GCS")
+    axes[0].plot(x, [s["gcs_anon_mb"] for s in samples], label="GCS, anonymous (heap)")
     axes[0].plot(x, [s["raylet_rss_mb"] for s in samples], label="raylet")
+    axes[0].plot(x, [s["ingress_rss_mb"] for s in samples], label="ingress replica")
     axes[0].set_ylabel("RSS (MiB)")
     axes[0].legend()
     axes[1].plot(x, [s["actor_entries"] for s in samples], label="all entries")
@@ -367,9 +404,18 @@ def markdown(result: JSON) -> str:
         f" / {result['actor_create_ms']['processor']['p99']} |",
         f"| GCS RSS MiB start -> end | {result['gcs_rss_mb']['start']} -> {result['gcs_rss_mb']['end']} |",
         f"| raylet RSS MiB start -> end | {result['raylet_rss_mb']['start']} -> {result['raylet_rss_mb']['end']} |",
+        f"| ingress RSS MiB start -> end | {result['ingress_rss_mb']['start']} -> {result['ingress_rss_mb']['end']} |",
+        f"| ingress replicas seen (recycled after {result['ingress_recycle_after']} wakes) |"
+        f" {result['ingress_replicas_seen']} |",
         f"| GCS actor entries start -> end | {result['actor_entries']['start']} -> {result['actor_entries']['end']} |",
         f"| GCS bytes per actor entry | {result['gcs_bytes_per_actor_entry']} |",
         f"| GCS bytes per wake once the dead actors are at their bound | {result['gcs_bytes_per_wake_past_bounds']} |",
+        f"| of them anonymous (heap, not the binary's pages) | {result['gcs_anon_bytes_per_wake_past_bounds']} |",
+        *(
+            f"| GCS's own count: {name.replace('_', ' ')}, first -> last dump | {first} -> {last.get(name)} |"
+            for name, first in result["gcs_debug_counts"]["first"].items()
+            for last in [result["gcs_debug_counts"]["last"]]
+        ),
         f"| lost / duplicates / wakes that found actors alive | {result['lost']} / {result['duplicates']}"
         f" / {result['wakes_without_new_actors']} |",
     ]
@@ -385,6 +431,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--wakes-per-org", type=int, help="wakes per org (default 5 quick, no limit full)")
     parser.add_argument("--minutes", type=float, help="stop starting wakes after this long (default 30 full)")
     parser.add_argument("--idle-ttl", type=float, default=2.0, help="seconds an idle org actor lives on")
+    parser.add_argument(
+        "--ingress-recycle-after",
+        type=int,
+        help="org wakes an ingress replica serves before Serve replaces it (default: the project's)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="orgs waking at the same time")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples of the GCS")
     parser.add_argument(
@@ -446,7 +497,10 @@ async def churn(
         "actor_create_ms": {role: percentiles(values) for role, values in created.items()},
         "wakes_without_new_actors": reused,
         "gcs_rss_mb": {"start": samples[0]["gcs_rss_mb"], "end": samples[-1]["gcs_rss_mb"]},
+        "gcs_anon_mb": {"start": samples[0]["gcs_anon_mb"], "end": samples[-1]["gcs_anon_mb"]},
         "raylet_rss_mb": {"start": samples[0]["raylet_rss_mb"], "end": samples[-1]["raylet_rss_mb"]},
+        "ingress_rss_mb": {"start": samples[0]["ingress_rss_mb"], "end": samples[-1]["ingress_rss_mb"]},
+        "ingress_replicas_seen": len(watch.ingress_pids),
         "actor_entries": {
             "start": samples[0]["actor_entries"],
             "end": samples[-1]["actor_entries"],
@@ -454,10 +508,20 @@ async def churn(
         },
         "gcs_bytes_per_actor_entry": per_entry_bytes(samples, cache_limit),
         "gcs_bytes_per_wake_past_bounds": per_wake_bytes_past_bounds(samples, cache_limit),
+        "gcs_anon_bytes_per_wake_past_bounds": per_wake_bytes_past_bounds(samples, cache_limit, "gcs_anon_mb"),
         **audit,
         "samples": samples,
         "_wakes": wakes,
     }
+
+
+def read_gcs_debug_counts() -> JSON:
+    """The first and last of this cluster's GCS debug dumps (see :func:`gcs_debug_counts`)."""
+    import ray
+
+    log = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "gcs_server.out"
+    counts = gcs_debug_counts(log.read_text(encoding="utf-8", errors="replace"))
+    return {"dumps": len(counts), "first": counts[0] if counts else {}, "last": counts[-1] if counts else {}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -478,6 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fetch_allow_hosts": pages.base.removeprefix("http://"),
             "serve_app_name": APP_NAME,
             "idle_ttl": options.idle_ttl,
+            **({"ingress_recycle_after": options.ingress_recycle_after} if options.ingress_recycle_after else {}),
         }
         settings = load_settings(**overrides)
         tokens = {org: issue_token(settings, org, ttl=4 * 3600) for org in orgs}
@@ -491,6 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
                 outcome = asyncio.run(churn(options, base, pages.base, tokens, data_dir, cache_limit))
+                outcome["gcs_debug_counts"] = read_gcs_debug_counts()
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -502,6 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "concurrency": options.concurrency,
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
         "destroyed_actor_cache": cache_limit,
+        "ingress_recycle_after": settings.ingress_recycle_after,
         **outcome,
         "growth": flags(outcome["samples"], wakes, cache_limit),
         "ray_system_config": system_config,

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from benchmarks.churn import MIB, Wake, creation_ms, deciles, flags, per_entry_bytes, per_wake_bytes_past_bounds
+from benchmarks.churn import (
+    MIB,
+    Wake,
+    creation_ms,
+    deciles,
+    flags,
+    gcs_debug_counts,
+    per_entry_bytes,
+    per_wake_bytes_past_bounds,
+)
 
 
 def test_each_wake_is_matched_with_the_first_actors_that_started_after_its_save():
@@ -67,3 +76,57 @@ def test_what_each_wake_still_adds_at_the_bound_is_fitted_against_wakes():
     at_bound = [{**sample(1000, 80.0 + k * 100 * 4096 / MIB), "wakes": 500 + 100 * k} for k in range(5)]
     assert per_wake_bytes_past_bounds(at_bound, cache_limit=1000) == 4096.0
     assert per_wake_bytes_past_bounds([sample(10, 50.0)] * 5, cache_limit=1000) is None  # never at the bound
+
+
+def test_the_heap_part_of_the_growth_is_fitted_on_its_own_series():
+    at_bound = [
+        {
+            **sample(1000, 80.0 + k * 100 * 4096 / MIB),
+            "gcs_anon_mb": 60.0 + k * 100 * 1024 / MIB,
+            "wakes": 500 + 100 * k,
+        }
+        for k in range(5)
+    ]
+    assert per_wake_bytes_past_bounds(at_bound, cache_limit=1000, series="gcs_anon_mb") == 1024.0
+    # A run from before the series existed has no heap figure rather than a wrong one.
+    assert per_wake_bytes_past_bounds([sample(1000, 80.0)] * 5, cache_limit=1000, series="gcs_anon_mb") is None
+
+
+GCS_DUMP = """[2026-12-03 11:06:15,123 I 1 1] (gcs_server) gcs_server.cc:1307: Gcs Debug state:
+
+GcsActorManager:
+- Registered actors count: 26
+- Destroyed actors count: {destroyed}
+
+Publisher:
+- current long-polling subscribers: {subscribers}
+GCS_NODE_INFO_CHANNEL
+- current buffered bytes: 0
+- current keyed subscription keys: 0
+GCS_ACTOR_CHANNEL
+- cumulative published bytes: 171368
+- current buffered bytes: {buffered}
+- current all-entity subscribers: 0
+- current keyed subscription keys: {keys}
+
+GcsTaskManager:
+-Current num of task events stored: {tasks}
+"""
+
+
+def test_the_gcs_debug_dumps_name_what_the_gcs_holds_per_channel():
+    text = "noise\n" + "".join(
+        GCS_DUMP.format(destroyed=d, subscribers=3 * d, buffered=500 * d, keys=d // 2, tasks=2 * d)
+        for d in (0, 100, 1000)
+    )
+    counts = gcs_debug_counts(text)
+    assert len(counts) == 3
+    # The actor channel's keys, not the node channel's zero that comes first.
+    assert counts[-1] == {
+        "destroyed_actors": 1000,
+        "long_polling_subscribers": 3000,
+        "actor_channel_keys": 500,
+        "actor_channel_buffered_bytes": 500_000,
+        "task_events_stored": 2000,
+    }
+    assert gcs_debug_counts("a log with no dump") == []
