@@ -32,7 +32,8 @@ close 1011)::
     │   │   ├── StorageFull           storage_full         507: the data dir's filesystem is full; nothing was stored
     │   │   ├── CorruptStore          store_corrupt        a file failed its integrity check (replicas rebuild)
     │   │   └── StoreLocked           store_locked         another process holds the org file's writer lock
-    │   └── ActorEvicted              unavailable          the org actor is hibernating; look it up again
+    │   ├── ActorEvicted              unavailable          the org actor is hibernating; look it up again
+    │   └── ReplicaWornOut            unavailable          an ingress replica's health check asks Serve to replace it
     ├── ConfigError                   config
     ├── BackupError                   backup               a backup or restore refused; nothing was replaced
     ├── StaleDecision                 stale_decision       a processing decision no longer holds
@@ -255,6 +256,13 @@ class StoreLocked(StoreError):
 
 class ActorEvicted(Unavailable):
     """The org actor is exiting after its idle TTL; look it up again (that re-creates it)."""
+
+
+class ReplicaWornOut(Unavailable):
+    """An ingress replica's health check failing on purpose: it has held too many org actors, so Serve replaces it.
+
+    Only Serve sees it; requests keep being answered until the replica drains.
+    """
 
 
 class ConfigError(LinkprocError):

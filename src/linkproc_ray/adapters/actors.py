@@ -264,12 +264,30 @@ class NamedActor:
     """
 
     def __init__(
-        self, lookup: Callable[[], Any], *, patience: float = 15.0, backoff: Backoff = Backoff(0.2, 2.0)
+        self,
+        lookup: Callable[[], Any],
+        *,
+        patience: float = 15.0,
+        backoff: Backoff = Backoff(0.2, 2.0),
+        on_new_incarnation: Callable[[], None] | None = None,
     ) -> None:
         self._lookup = lookup
         self._handle: Any = None
+        self._actor_id: Any = None
         self._patience = patience
         self._backoff = backoff
+        self._on_new_incarnation = on_new_incarnation
+
+    def _look_up(self) -> Any:
+        handle = self._lookup()
+        # Each actor incarnation this process ever held a handle to stays in its
+        # core worker, subscribed in the GCS, until the process exits (Ray keeps
+        # handles to dead detached actors); the owner of this NamedActor counts them.
+        if handle._actor_id != self._actor_id:
+            self._actor_id = handle._actor_id
+            if self._on_new_incarnation is not None:
+                self._on_new_incarnation()
+        return handle
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``method``, retrying for up to ``patience`` seconds while the actor restarts or wakes.
@@ -280,7 +298,7 @@ class NamedActor:
         attempt = 0
         while True:
             if self._handle is None:
-                self._handle = self._lookup()
+                self._handle = self._look_up()
             ref = getattr(self._handle, method).remote(*args, **kwargs)
             try:
                 return await ref
@@ -309,8 +327,8 @@ class NamedActor:
 class ActorBackend:
     """An org's backend actor behind the core's :class:`OrgBackend` protocol."""
 
-    def __init__(self, org: str, settings: Settings) -> None:
-        self._actor = NamedActor(lambda: backend_handle(org, settings))
+    def __init__(self, org: str, settings: Settings, on_new_incarnation: Callable[[], None] | None = None) -> None:
+        self._actor = NamedActor(lambda: backend_handle(org, settings), on_new_incarnation=on_new_incarnation)
 
     async def push(self, parent: int, events: list[NewEvent]) -> PushResult:
         result: PushResult = await self._actor.call("push", parent, events)
@@ -371,8 +389,23 @@ class RayGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._backends: dict[str, ActorBackend] = {}
+        self.incarnations_held = 0
+        """Backend actor incarnations this process has held a handle to (see :meth:`worn_out`)."""
 
     async def backend(self, org: str) -> ActorBackend:
         if org not in self._backends:
-            self._backends[org] = ActorBackend(org, self.settings)
+            self._backends[org] = ActorBackend(org, self.settings, self._count_incarnation)
         return self._backends[org]
+
+    def _count_incarnation(self) -> None:
+        self.incarnations_held += 1
+
+    def worn_out(self) -> bool:
+        """Whether this process should be replaced: it holds more dead orgs' handles than it may.
+
+        Every wake of an org gives it a new backend actor, and Ray keeps this
+        process's handle to each one (and the GCS its subscription for it)
+        until the process exits: benchmarks/churn.py saw this process grow
+        about 33 KB per wake. A fresh process holds none of them.
+        """
+        return self.incarnations_held >= self.settings.ingress_recycle_after

@@ -22,12 +22,13 @@ GCS_CHURN_BOUNDS: dict[str, int] = {
 """What keeps the GCS from growing with wake/hibernate churn; ``cluster/*.yaml`` and
 ``k8s/rayservice.yaml`` set the same as ``RAY_<name>`` on the head, where the GCS runs.
 
-Dead workers' subscriber state also grows with churn (one per hibernated actor);
-``subscriber_timeout_ms=30000`` levels it off in benchmarks/churn.py. But the
-integration suite, run on a cluster with RAY_SYSTEM_CONFIG and that timeout, failed
-the web page's keyboard reprocess test twice in a row (it passes alone). Which
-setting is to blame is not known yet; the timeout touches liveness, so it stays at
-Ray's default until that is understood."""
+Dead workers' subscriber state also grows with churn, one per exited actor worker,
+but Ray bounds it: its publisher drops a subscriber 300-900 s after it stopped
+polling (``subscriber_timeout_ms``, 300 s by default), so at 1.8 exits a second it
+saw-toothed between about 1,000 and 1,500 here. ``subscriber_timeout_ms=30000``
+would hold it near 120, but the integration suite on RAY_SYSTEM_CONFIG and that
+timeout failed the web page's keyboard reprocess test twice in a row (it passes
+alone), so it stays at Ray's default until that is understood."""
 
 RAY_SYSTEM_CONFIG: dict[str, Any] = {
     # Ray kills idle workers above its soft limit (one per CPU) after 1 s; a burst's

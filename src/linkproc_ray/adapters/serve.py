@@ -18,12 +18,13 @@ from linkproc_ray.adapters.actors import RayGateway
 from linkproc_ray.api.auth import TokenVerifier
 from linkproc_ray.api.http import create_api
 from linkproc_ray.config import Settings, load_settings
-from linkproc_ray.errors import AIError
+from linkproc_ray.errors import AIError, ReplicaWornOut
 from linkproc_ray.summarize.factory import make_summarizer
 from linkproc_ray.summarize.protocol import Summary, SummaryRequest
 from linkproc_ray.summarize.vllm import Generation, VLLMSummarizer
 
 log = logging.getLogger(__name__)
+
 
 MODEL_SUMMARIZERS = frozenset({"vllm", "openai"})
 """Summarizers this app deploys as its own ``Summarizer`` deployment."""
@@ -38,14 +39,29 @@ class Ingress:
         # A model's summarizer handle is bound only so that one application deploys both.
         del summarizer
         self.settings = Settings(**settings)
+        self._gateway = RayGateway(self.settings)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         # Built in the replica (not pickled from the driver), so its state
         # holds this replica's gateway and verifier.
         api = create_api()
-        api.state.gateway = RayGateway(self.settings)
+        api.state.gateway = self._gateway
         api.state.verifier = TokenVerifier(self.settings)
         return api
+
+    def check_health(self) -> None:
+        """Serve's periodic probe: a replica that held too many orgs' dead actors asks to be replaced.
+
+        Serve stops an unhealthy replica gracefully (it finishes the requests
+        it holds) and starts a fresh one; until that one is up, the proxy
+        holds new requests. Nothing is lost, and clients on WebSockets reconnect.
+        """
+        if self._gateway.worn_out():
+            raise ReplicaWornOut(
+                f"this replica has held handles to {self._gateway.incarnations_held} org backend actors "
+                f"(LINKPROC_INGRESS_RECYCLE_AFTER={self.settings.ingress_recycle_after}); "
+                "Ray keeps each until the process exits, so Serve replaces it"
+            )
 
 
 @serve.deployment(name="Summarizer", max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.1})
