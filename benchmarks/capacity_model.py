@@ -68,7 +68,8 @@ class OrgFigures:
     """Cluster CPU to fetch, parse, summarize and record one link on a live org, its events included."""
     gcs_bytes_per_actor_entry: float
     gcs_bytes_per_wake_past_bounds: float
-    """What the GCS still grows by per wake with its dead-actor and dead-subscriber bounds full (Ray keeps it)."""
+    """What the GCS's RSS still grows by per wake with its caches full: memory its allocator keeps, not entries
+    (``results/churn-diagnosis``)."""
     disk_bytes_per_org: float
     """Both SQLite files of an org with a few links: the floor every org keeps on the shared volume."""
     actors_per_wake: int = 2

@@ -73,9 +73,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     idle_ttl: float = Field(default=600.0, gt=0, description="Seconds an idle org actor lives on.")
     sweep_interval: float = Field(default=30.0, gt=0)
-    # benchmarks/churn.py: an ingress replica grows ~33 KB per org wake (Ray keeps its
+    # benchmarks/churn.py: an ingress replica grows 9-41 KB per org wake (Ray keeps its
     # handle to every backend actor it called, dead ones too), so 10,000 wakes is
-    # ~330 MB before Serve replaces it; at 10,000 orgs' busiest hour, every ~2 hours.
+    # 0.1-0.4 GB before Serve replaces it; at 10,000 orgs' busiest hour, every ~2 hours.
     ingress_recycle_after: int = Field(
         default=10_000,
         ge=1,

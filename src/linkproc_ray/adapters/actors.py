@@ -406,6 +406,6 @@ class RayGateway:
         Every wake of an org gives it a new backend actor, and Ray keeps this
         process's handle to each one (and the GCS its subscription for it)
         until the process exits: benchmarks/churn.py saw this process grow
-        about 33 KB per wake. A fresh process holds none of them.
+        9-41 KB per wake. A fresh process holds none of them.
         """
         return self.incarnations_held >= self.settings.ingress_recycle_after
