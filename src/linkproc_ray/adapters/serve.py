@@ -53,8 +53,9 @@ class Ingress:
         """Serve's periodic probe: a replica that held too many orgs' dead actors asks to be replaced.
 
         Serve stops an unhealthy replica gracefully (it finishes the requests
-        it holds) and starts a fresh one; until that one is up, the proxy
-        holds new requests. Nothing is lost, and clients on WebSockets reconnect.
+        it holds) and starts a fresh one; saves keep being answered, and
+        WebSocket clients reconnect to the new replica (tests/integration/
+        test_ingress_recycling.py).
         """
         if self._gateway.worn_out():
             raise ReplicaWornOut(
