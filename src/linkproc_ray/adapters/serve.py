@@ -25,7 +25,6 @@ from linkproc_ray.summarize.vllm import Generation, VLLMSummarizer
 
 log = logging.getLogger(__name__)
 
-
 MODEL_SUMMARIZERS = frozenset({"vllm", "openai"})
 """Summarizers this app deploys as its own ``Summarizer`` deployment."""
 
