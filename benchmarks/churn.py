@@ -76,6 +76,10 @@ class Watch:
     alive_at: float = 0.0
     started_ms: dict[str, set[int]] = field(default_factory=dict)
     """Every actor incarnation seen alive, by name: its ``StartTime`` (the GCS drops dead ones past its cache)."""
+    placed: dict[tuple[str, int], str] = field(default_factory=dict)
+    """The node each incarnation ran on, by (name, ``StartTime``)."""
+    live_peak_by_node: dict[str, int] = field(default_factory=dict)
+    """The most org actors seen alive at once on each node."""
     samples: list[JSON] = field(default_factory=list)
     cpu: CpuMeter = field(default_factory=CpuMeter)
     ingress_pids: set[int] = field(default_factory=set)
@@ -135,14 +139,23 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
 
 async def watch_cluster(watch: Watch, wakes: list[Wake], every: float, started: float, halt: asyncio.Event) -> None:
     """Refresh the live actor names twice a second and take a sample every ``every`` seconds."""
+    from linkproc_ray.adapters.actors import backend_name, processor_name
+
+    org_actor = (backend_name(""), processor_name(""))
     next_sample = 0.0
     while not halt.is_set():
         asked = time.monotonic()
         alive = await asyncio.to_thread(actor_table, "ALIVE")
         watch.alive = {entry["Name"] for entry in alive.values()}
+        live_by_node: dict[str, int] = {}
         for entry in alive.values():
-            if entry["StartTime"]:
+            if entry["StartTime"] and entry["Name"].startswith(org_actor):
                 watch.started_ms.setdefault(entry["Name"], set()).add(int(entry["StartTime"]))
+                node = entry["Address"]["NodeID"]
+                watch.placed[(entry["Name"], int(entry["StartTime"]))] = node
+                live_by_node[node] = live_by_node.get(node, 0) + 1
+        for node, live in live_by_node.items():
+            watch.live_peak_by_node[node] = max(live, watch.live_peak_by_node.get(node, 0))
         watch.alive_at = asked
         if asked >= next_sample:
             done = sum(1 for wake in wakes if wake.terminal_at)
@@ -223,6 +236,29 @@ async def cycle_org(
             wakes.append(wake)
             await wait_until_hibernated(org, watch, wake.terminal_at, timeout)
             wake.hibernate_s = round(time.monotonic() - wake.terminal_at, 2)
+
+
+def placement(watch: Watch) -> JSON:
+    """Where Ray put the org actors: per node, the incarnations of each role and the most alive at once.
+
+    The capacity model counts live orgs per node as if Ray spread them evenly;
+    ``busiest_node_share`` says how far a run was from that (1/nodes is even).
+    """
+    from linkproc_ray.adapters.actors import backend_name
+
+    nodes: dict[str, JSON] = {}
+    for (name, _), node in watch.placed.items():
+        counts = nodes.setdefault(node, {"node": node[:8], "backend": 0, "processor": 0})
+        counts["backend" if name.startswith(backend_name("")) else "processor"] += 1
+    for node, counts in nodes.items():
+        counts["live_peak"] = watch.live_peak_by_node.get(node, 0)
+    total = len(watch.placed)
+    busiest = max((c["backend"] + c["processor"] for c in nodes.values()), default=0)
+    return {
+        "nodes_used": len(nodes),
+        "by_node": sorted(nodes.values(), key=lambda c: -(c["backend"] + c["processor"])),
+        "busiest_node_share": round(busiest / total, 3) if total else None,
+    }
 
 
 def creation_ms(wakes: list[Wake], started_ms: dict[str, set[int]]) -> tuple[dict[str, list[float]], int]:
@@ -416,6 +452,11 @@ def markdown(result: JSON) -> str:
             for name, first in result["gcs_debug_counts"]["first"].items()
             for last in [result["gcs_debug_counts"]["last"]]
         ),
+        *(
+            f"| org actors on node {n['node']}: backends / processors / most alive at once |"
+            f" {n['backend']} / {n['processor']} / {n['live_peak']} |"
+            for n in result["placement"]["by_node"]
+        ),
         f"| lost / duplicates / wakes that found actors alive | {result['lost']} / {result['duplicates']}"
         f" / {result['wakes_without_new_actors']} |",
     ]
@@ -443,6 +484,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=json.loads,
         default={},
         help="Ray system settings over the project's, as JSON: '{\"maximum_gcs_destroyed_actor_cached_count\": 100}'",
+    )
+    parser.add_argument(
+        "--worker-nodes",
+        type=int,
+        default=0,
+        help="run on a small local cluster: a head without CPUs and this many raylets sharing the cores (default: one node)",
+    )
+    parser.add_argument(
+        "--worker-node-memory-mib", type=int, help="memory each of those raylets offers Ray's scheduler (default: all)"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one wake or hibernation may take")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -501,6 +551,7 @@ async def churn(
         "raylet_rss_mb": {"start": samples[0]["raylet_rss_mb"], "end": samples[-1]["raylet_rss_mb"]},
         "ingress_rss_mb": {"start": samples[0]["ingress_rss_mb"], "end": samples[-1]["ingress_rss_mb"]},
         "ingress_replicas_seen": len(watch.ingress_pids),
+        "placement": placement(watch),
         "actor_entries": {
             "start": samples[0]["actor_entries"],
             "end": samples[-1]["actor_entries"],
@@ -548,7 +599,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokens = {org: issue_token(settings, org, ttl=4 * 3600) for org in orgs}
         try:
             with local_system(
-                overrides, app_name=APP_NAME, route_prefix=ROUTE_PREFIX, ray_config=options.ray_config
+                overrides,
+                app_name=APP_NAME,
+                route_prefix=ROUTE_PREFIX,
+                ray_config=options.ray_config,
+                worker_nodes=options.worker_nodes,
+                worker_memory_mib=options.worker_node_memory_mib,
             ) as base:
                 print(
                     f"churn: {options.orgs} orgs, up to {options.wakes_per_org} wakes each, idle TTL"
@@ -566,6 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "orgs": options.orgs,
         "idle_ttl_s": options.idle_ttl,
         "concurrency": options.concurrency,
+        "worker_nodes": options.worker_nodes,
+        "worker_node_memory_mib": options.worker_node_memory_mib,
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
         "destroyed_actor_cache": cache_limit,
         "ingress_recycle_after": settings.ingress_recycle_after,
@@ -573,7 +631,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "growth": flags(outcome["samples"], wakes, cache_limit),
         "ray_system_config": system_config,
     }
-    stem = "churn-quick" if options.quick else "churn"
+    stem = ("churn-quick" if options.quick else "churn") + (
+        f"-{options.worker_nodes}-nodes" if options.worker_nodes else ""
+    )
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(
