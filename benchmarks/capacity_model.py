@@ -55,6 +55,8 @@ class LiveOrg:
     idle_cpu_cores: float
     logical_cpus: float
     """Ray's ``num_cpus`` of both actors: the scheduler places no more than the node's CPUs allow."""
+    reserved_memory_mib: float = 0.0
+    """Ray's ``memory`` of both actors: the scheduler places no more than the node's memory allows (0: no cap)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,12 @@ def live_orgs_per_node(live: LiveOrg, node: Node, mix: Mix = Mix()) -> dict[str,
         "memory": int(node.usable_mib / live.pss_mib),
         "idle_cpu": int(node.vcpus * mix.idle_cpu_share / max(live.idle_cpu_cores, 1e-9)),
         "ray_logical_cpus": int(node.vcpus / live.logical_cpus),
+        # Ray offers its scheduler the memory the object store does not take.
+        "ray_logical_memory": (
+            int(node.memory_gib * 1024 * (1 - node.object_store_share) / live.reserved_memory_mib)
+            if live.reserved_memory_mib
+            else sys.maxsize
+        ),
     }
 
 
@@ -196,6 +204,7 @@ def figures_from_results(results: Path) -> tuple[OrgFigures, dict[str, Any]]:
             pss_mib=measured["pss_mib_per_pair"],
             idle_cpu_cores=measured["idle_cpu_cores_per_pair"],
             logical_cpus=measured["logical_cpus_per_pair"],
+            reserved_memory_mib=measured.get("reserved_memory_mib_per_pair", 0.0),
         ),
         cpu_s_per_wake=churn["cpu_s_per_wake"],
         cpu_s_per_link=burst["cpu_s"] / burst["links"],
@@ -260,13 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{options.orgs:,} orgs on {options.vcpus} vCPU / {options.memory_gib:g} GiB worker nodes: {needed} nodes")
     print(json.dumps(answer, indent=2))
     print(
-        f"\n| worker node | live orgs (memory / idle CPU / logical CPUs) | wakes/s | links/s | nodes for {options.orgs:,} |"
+        f"\n| worker node | live orgs (memory / idle CPU / logical CPUs / logical memory) | wakes/s | links/s |"
+        f" nodes for {options.orgs:,} |"
     )
     print("| --- | --- | ---: | ---: | ---: |")
     for row in by_size:
         live = row["live_orgs_per_node"]
         print(
-            f"| {row['node']} | {live['memory']} / {live['idle_cpu']} / {live['ray_logical_cpus']} |"
+            f"| {row['node']} | {live['memory']} / {live['idle_cpu']} / {live['ray_logical_cpus']}"
+            f" / {live['ray_logical_memory']} |"
             f" {row['wakes_per_s']} | {row['links_per_s']} | {row['nodes_needed']} |"
         )
     print("\ncheck against this machine:", json.dumps(check))

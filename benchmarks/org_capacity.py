@@ -45,6 +45,7 @@ class Result:
     uss_mib_per_pair: float
     idle_cpu_cores_per_pair: float
     logical_cpus_per_pair: float
+    reserved_memory_mib_per_pair: float
     boot_seconds: float
     machine: str
 
@@ -104,6 +105,7 @@ def measure(orgs: int, idle: float, data_dir: Path) -> Result:
         uss_mib_per_pair=round(uss / orgs, 1),
         idle_cpu_cores_per_pair=round(used / idle / orgs, 4),
         logical_cpus_per_pair=2 * settings.actor_num_cpus,
+        reserved_memory_mib_per_pair=2 * settings.actor_memory_mb,
         boot_seconds=round(boot_seconds, 1),
         machine=f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
     )
@@ -111,7 +113,12 @@ def measure(orgs: int, idle: float, data_dir: Path) -> Result:
 
 def capacity(result: Result, node: Node) -> dict[str, Any]:
     """Live org pairs per node under each limit (the capacity model's arithmetic); the smallest one binds."""
-    live = LiveOrg(result.pss_mib_per_pair, result.idle_cpu_cores_per_pair, result.logical_cpus_per_pair)
+    live = LiveOrg(
+        result.pss_mib_per_pair,
+        result.idle_cpu_cores_per_pair,
+        result.logical_cpus_per_pair,
+        result.reserved_memory_mib_per_pair,
+    )
     limits = live_orgs_per_node(live, node)
     return {"node": asdict(node), "limits": limits, "binding": min(limits, key=limits.__getitem__)}
 
@@ -147,6 +154,7 @@ def main() -> None:
         ("USS MiB", result.uss_mib_per_pair),
         ("idle CPU (cores)", result.idle_cpu_cores_per_pair),
         ("Ray logical CPUs", result.logical_cpus_per_pair),
+        ("Ray memory reserved MiB", result.reserved_memory_mib_per_pair),
     ):
         print(f"{label:<28}{value:>10}")
     for entry in nodes:

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # Org actors are I/O-bound; a larger reservation per actor starves the
     # parse tasks (10 orgs at 0.05 reserved a whole CPU of a 2-CPU node).
     actor_num_cpus: float = Field(default=0.01, ge=0, le=1, description="CPU share reserved per org actor.")
+    # Ray places an actor by what it reserves, and memory is what fills a node
+    # (docs/cluster.md). Without a reservation Ray kept every org of a 2-node
+    # cluster on the ingress's node (benchmarks/churn.py --worker-nodes 2).
+    actor_memory_mb: int = Field(
+        default=64, ge=0, description="Memory Ray's scheduler reserves per org actor, in MiB (about its PSS)."
+    )
     parse_num_cpus: float = Field(default=0.5, gt=0, le=8, description="CPU share of one parsing task.")
     parse_priority: Literal["nice", "idle", "normal"] = Field(
         default="nice", description="How parse workers yield the CPU to saves and sync: nice 19, SCHED_IDLE, or as is."

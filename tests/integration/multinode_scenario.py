@@ -29,6 +29,7 @@ from linkproc_ray.adapters.actors import (
     LinkProcessorActor,
     SyncBackendActor,
     actor_options,
+    backend_handle,
     backend_name,
     processor_name,
 )
@@ -46,6 +47,10 @@ LOSS_AFTER = 0.4
 SUMMARIZER_RESOURCE = "summarizer_gpu"
 TERMINAL = frozenset({"v1.LinkProcessingCompleted", "v1.LinkProcessingFailed", "v1.LinkProcessingCancelled"})
 SETTLE_TIMEOUT = 180.0
+# What each worker node offers Ray's scheduler: 16 org actors at the default
+# reservation (LINKPROC_ACTOR_MEMORY_MB=64), so a dozen orgs fill one past half.
+WORKER_MEMORY = 1024 * 2**20
+PLACED_BY_RAY = 12
 
 
 @dataclass
@@ -56,6 +61,9 @@ class Summary:
     links: int = 0
     acknowledged: int = 0
     worker_nodes_used: int = 0
+    backends_by_worker: list[int] = field(default_factory=list)
+    """Where Ray put the backends one ingress-like owner on the first worker created: per worker node."""
+    most_backends_a_worker_holds: int = 0
     lost_orgs: list[str] = field(default_factory=list)
     events_before_loss: int = 0
     events_lost: int = 0
@@ -88,7 +96,7 @@ def start_cluster() -> tuple[Cluster, list[Any]]:
         initialize_head=True,
         head_node_args={"num_cpus": 0, "resources": {SUMMARIZER_RESOURCE: 1}, "include_dashboard": False},
     )
-    workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
+    workers = [cluster.add_node(num_cpus=2, memory=WORKER_MEMORY) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False, logging_level="WARNING")
     return cluster, workers
@@ -111,6 +119,47 @@ def place_org(org: str, node_id: str, settings: Settings) -> None:
     args = settings.to_actor_args()
     for cls, name in ((SyncBackendActor, backend_name(org)), (LinkProcessorActor, processor_name(org))):
         cls.options(**actor_options(name, settings), scheduling_strategy=pin).remote(org, args)  # type: ignore[attr-defined]
+
+
+@ray.remote(num_cpus=0)
+class Owner:
+    """Stands for an ingress replica: creates org backends from its node, one save at a time."""
+
+    async def wake(self, orgs: list[str], settings: dict[str, Any]) -> list[str]:
+        """Create each org's backend and wait until it answers; the node each one runs on."""
+
+        def here(_self: object) -> str:
+            return ray.get_runtime_context().get_node_id()
+
+        nodes = []
+        for org in orgs:
+            backend = backend_handle(org, Settings(**settings))
+            nodes.append(await backend.__ray_call__.remote(here))
+        return nodes
+
+
+async def place_by_ray(summary: Summary, workers: list[Any], settings: Settings) -> None:
+    """Let Ray place the backends of orgs woken from the first worker, as the ingress's saves would.
+
+    Ray's scheduler keeps an actor on its owner's node until that node is half
+    used, and it counts only what actors reserve: each org actor's memory is
+    what spreads them before one node fills up.
+    """
+    pin = NodeAffinitySchedulingStrategy(workers[0].node_id, soft=False)
+    owner = Owner.options(scheduling_strategy=pin).remote()  # type: ignore[attr-defined]
+    orgs = [f"placed-{i}" for i in range(PLACED_BY_RAY)]
+    nodes = await owner.wake.remote(orgs, settings.to_actor_args())
+    summary.backends_by_worker = [nodes.count(worker.node_id) for worker in workers]
+    reserved = settings.actor_memory_mb * 2**20
+    cap = WORKER_MEMORY // reserved if reserved else PLACED_BY_RAY
+    summary.most_backends_a_worker_holds = cap
+    if 0 in summary.backends_by_worker:
+        summary.problems.append(f"Ray kept every backend on one worker: {summary.backends_by_worker}")
+    if max(summary.backends_by_worker) > cap:
+        summary.problems.append(f"a worker holds more backends than its memory: {summary.backends_by_worker}")
+    for org in orgs:
+        ray.kill(ray.get_actor(backend_name(org), namespace=NAMESPACE), no_restart=True)
+    ray.kill(owner)
 
 
 async def node_of(org: str) -> tuple[str, str]:
@@ -246,6 +295,7 @@ async def scenario(cluster: Cluster, workers: list[Any], pages: PageServer, data
         summarizer="serve",
     )
     start_summarizer(settings)
+    await place_by_ray(summary, workers, settings)
     for index, org in enumerate(ORGS):
         place_org(org, workers[index % 2].node_id, settings)
     placed = {org: await node_of(org) for org in ORGS}

@@ -41,6 +41,14 @@ def test_org_actors_were_spread_over_two_worker_nodes(node_loss):
     assert node_loss["lost_orgs"]
 
 
+def test_ray_places_org_actors_on_every_worker_by_their_memory(node_loss):
+    # One owner (as an ingress replica) woke 12 orgs; each worker offers memory for 16 org actors.
+    on_each = node_loss["backends_by_worker"]
+    assert sum(on_each) == 12
+    assert min(on_each) > 0, "Ray kept every org on the owner's node"
+    assert max(on_each) <= node_loss["most_backends_a_worker_holds"]
+
+
 def test_every_event_acknowledged_before_the_node_loss_survives(node_loss):
     assert node_loss["events_before_loss"] > 0
     assert node_loss["events_lost"] == 0

@@ -23,7 +23,7 @@ from benchmarks.capacity_model import (
 )
 
 FIGURES = OrgFigures(
-    live=LiveOrg(pss_mib=100.0, idle_cpu_cores=0.01, logical_cpus=0.1),
+    live=LiveOrg(pss_mib=100.0, idle_cpu_cores=0.01, logical_cpus=0.1, reserved_memory_mib=160.0),
     cpu_s_per_wake=2.0,
     cpu_s_per_link=0.1,
     gcs_bytes_per_actor_entry=1024.0,
@@ -45,7 +45,13 @@ def test_live_orgs_per_node_under_each_limit():
         "memory": 56,  # 5,632 MiB / 100 MiB
         "idle_cpu": 200,  # 4 cores * 0.5 / 0.01
         "ray_logical_cpus": 40,  # 4 CPUs / 0.1
+        "ray_logical_memory": 44,  # 10 GiB * 0.7 (what the object store leaves) / 160 MiB
     }
+
+
+def test_no_memory_reserved_leaves_the_scheduler_without_a_memory_cap():
+    live = LiveOrg(pss_mib=100.0, idle_cpu_cores=0.01, logical_cpus=0.1)
+    assert live_orgs_per_node(live, NODE)["ray_logical_memory"] > live_orgs_per_node(live, NODE)["memory"]
 
 
 def test_wakes_and_links_per_second_scale_with_nodes():
