@@ -46,8 +46,18 @@ class Result:
     idle_cpu_cores_per_pair: float
     logical_cpus_per_pair: float
     reserved_memory_mib_per_pair: float
+    mib_per_process: dict[str, dict[str, float]]
+    """RSS/PSS/USS of one backend, one processor and one empty Ray actor (Ray's own floor), measured together."""
     boot_seconds: float
     machine: str
+
+
+@ray.remote(num_cpus=0)
+class EmptyActor:
+    """An actor with no code of ours: what any Ray actor process costs before the org's work is loaded."""
+
+    def pid(self) -> int:
+        return os.getpid()
 
 
 def pids_of(org: str, settings: Settings) -> list[int]:
@@ -62,6 +72,11 @@ async def boot(org: str, settings: Settings) -> None:
     """Open the backend's log and the processor's replica; the processor then follows the log."""
     await backend_handle(org, settings).stats.remote()
     await processor_handle(org, settings).catch_up.remote()
+
+
+def per_process(pids: list[int]) -> dict[str, float]:
+    rss, pss, uss = memory_of(pids)
+    return {"rss": round(rss / len(pids), 1), "pss": round(pss / len(pids), 1), "uss": round(uss / len(pids), 1)}
 
 
 def memory_of(pids: list[int]) -> tuple[float, float, float]:
@@ -97,6 +112,15 @@ def measure(orgs: int, idle: float, data_dir: Path) -> Result:
     before = cpu_seconds(pids)
     time.sleep(idle)
     used = cpu_seconds(pids) - before
+    # Then as many empty actors as org actors beside them, so that PSS splits shared pages alike.
+    empty = [EmptyActor.remote() for _ in pids]  # type: ignore[attr-defined]
+    empty_pids = ray.get([actor.pid.remote() for actor in empty])
+    time.sleep(2)
+    by_process = {
+        "backend": per_process(pids[0::2]),
+        "processor": per_process(pids[1::2]),
+        "empty_ray_actor": per_process(empty_pids),
+    }
     return Result(
         orgs=orgs,
         idle_seconds=idle,
@@ -106,6 +130,7 @@ def measure(orgs: int, idle: float, data_dir: Path) -> Result:
         idle_cpu_cores_per_pair=round(used / idle / orgs, 4),
         logical_cpus_per_pair=2 * settings.actor_num_cpus,
         reserved_memory_mib_per_pair=2 * settings.actor_memory_mb,
+        mib_per_process=by_process,
         boot_seconds=round(boot_seconds, 1),
         machine=f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
     )
@@ -157,6 +182,9 @@ def main() -> None:
         ("Ray memory reserved MiB", result.reserved_memory_mib_per_pair),
     ):
         print(f"{label:<28}{value:>10}")
+    print(f"\n{'MiB per process':<28}{'RSS':>8}{'PSS':>8}{'USS':>8}")
+    for role, memory in result.mib_per_process.items():
+        print(f"{role:<28}{memory['rss']:>8}{memory['pss']:>8}{memory['uss']:>8}")
     for entry in nodes:
         node = entry["node"]
         limits = ", ".join(f"{k} {v}" for k, v in entry["limits"].items())
