@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.burst import ray_processes  # noqa: E402
 from benchmarks.churn import slope  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "churn-diagnosis"
@@ -85,10 +86,9 @@ class Woken:
 
 
 def gcs_process() -> psutil.Process:
-    for proc in psutil.process_iter(["cmdline"]):
-        if proc.info["cmdline"] and "gcs_server" in proc.info["cmdline"][0]:
-            return proc
-    raise RuntimeError("no gcs_server process on this machine")
+    """This session's GCS (not another cluster's on the same machine)."""
+    gcs: psutil.Process = next(proc for proc in ray_processes() if proc.name() == "gcs_server")
+    return gcs
 
 
 def probe(

@@ -121,20 +121,22 @@ def place_org(org: str, node_id: str, settings: Settings) -> None:
         cls.options(**actor_options(name, settings), scheduling_strategy=pin).remote(org, args)  # type: ignore[attr-defined]
 
 
+def actor_node_id(_actor: object) -> str:
+    """Run inside an actor with ``__ray_call__``: the node it runs on."""
+    return ray.get_runtime_context().get_node_id()
+
+
 @ray.remote(num_cpus=0)
 class Owner:
     """Stands for an ingress replica: creates org backends from its node, one save at a time."""
 
     async def wake(self, orgs: list[str], settings: dict[str, Any]) -> list[str]:
         """Create each org's backend and wait until it answers; the node each one runs on."""
-
-        def here(_self: object) -> str:
-            return ray.get_runtime_context().get_node_id()
-
+        org_settings = Settings(**settings)
         nodes = []
         for org in orgs:
-            backend = backend_handle(org, Settings(**settings))
-            nodes.append(await backend.__ray_call__.remote(here))
+            backend = backend_handle(org, org_settings)
+            nodes.append(await backend.__ray_call__.remote(actor_node_id))
         return nodes
 
 
@@ -164,13 +166,9 @@ async def place_by_ray(summary: Summary, workers: list[Any], settings: Settings)
 
 async def node_of(org: str) -> tuple[str, str]:
     """The node ids the org's backend and processor run on now."""
-
-    def here(_self: object) -> str:
-        return ray.get_runtime_context().get_node_id()
-
     backend = ray.get_actor(backend_name(org), namespace=NAMESPACE)
     processor = ray.get_actor(processor_name(org), namespace=NAMESPACE)
-    return await backend.__ray_call__.remote(here), await processor.__ray_call__.remote(here)
+    return await backend.__ray_call__.remote(actor_node_id), await processor.__ray_call__.remote(actor_node_id)
 
 
 async def read_log(backend: ActorBackend) -> list[Event]:
