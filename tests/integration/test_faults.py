@@ -185,6 +185,12 @@ def test_idle_actors_hibernate_and_wake_from_their_files(api, page_server, org, 
         ray.get(processor_handle(org, short).stats.remote())["pid"],
     }
     head_before = api.get("/events").json()["head"]
+    log_files = [
+        Path(path)
+        for handle in (backend_handle(org, short), processor_handle(org, short))
+        for path in ray.get(handle.log_files.remote())
+    ]
+    assert len(log_files) == 4, "each actor's core worker log and event file"
 
     def both_gone() -> bool:
         return not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
@@ -194,6 +200,7 @@ def test_idle_actors_hibernate_and_wake_from_their_files(api, page_server, org, 
     for name in (backend_name(org), processor_name(org)):
         with pytest.raises(ValueError):
             ray.get_actor(name, namespace=NAMESPACE)
+    assert [path for path in log_files if path.exists()] == [], "a hibernated actor leaves no files for Ray to scan"
 
     # The next request wakes the backend (with the ingress's settings) and its poke wakes the processor.
     poked = time.monotonic()
@@ -206,6 +213,16 @@ def test_idle_actors_hibernate_and_wake_from_their_files(api, page_server, org, 
     assert outcome_counts(api, first["id"])["terminal"] == 1
     assert outcome_counts(api, second["id"]) == {"started": 1, "resumed": 0, "terminal": 1}
     print(f"wake: POST to Started of an evicted org took {wake_to_started:.2f} s")
+
+
+def test_a_killed_actor_keeps_its_log_files_for_debugging(org, settings: Settings):
+    backend = backend_handle(org, settings)
+    pid = ray.get(backend.stats.remote())["pid"]
+    log_files = [Path(path) for path in ray.get(backend.log_files.remote())]
+    assert len(log_files) == 2
+    ray.kill(backend, no_restart=True)
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    assert all(path.exists() for path in log_files)
 
 
 def test_processing_metrics_are_scrapeable_from_ray(api, page_server, org, metrics_port):

@@ -7,17 +7,19 @@ delegates; every Ray option lives in :func:`actor_options`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from linkproc_ray.adapters.metrics import org_metrics
+from linkproc_ray.adapters.worker_logs import own_log_files, remove_own_log_files
 from linkproc_ray.config import NAMESPACE, Settings
 from linkproc_ray.core.backoff import Backoff
 from linkproc_ray.core.bookmarks import NewBookmark
@@ -27,6 +29,7 @@ from linkproc_ray.core.store import EventStore
 from linkproc_ray.core.types import JSON
 from linkproc_ray.errors import ActorEvicted, LinkprocError, Unavailable
 from linkproc_ray.sync.backend import SyncBackend
+from linkproc_ray.sync.hibernation import Hibernation
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,7 @@ class _Hibernating:
     def __init__(self, org: str, kind: str, idle_ttl: float) -> None:
         self._org = org
         self._kind = kind
-        self._idle_ttl = idle_ttl
-        self._closing = False
+        self._hibernation = Hibernation(idle_ttl)
         self._evictor: asyncio.Task[None] | None = None
         org_metrics().record(org, "woke", {"actor": kind})
 
@@ -74,25 +76,38 @@ class _Hibernating:
         """Top-level modules this actor's process has imported: heavy imports show here (and are tested for)."""
         return sorted({name.partition(".")[0] for name in list(sys.modules)})
 
-    def _check_open(self) -> None:
-        if self._closing:
-            raise ActorEvicted("actor is hibernating")
+    async def log_files(self) -> list[str]:
+        """This actor's own files in Ray's log directory (removed when it hibernates)."""
+        return [str(path) for path in own_log_files()]
 
     def _start_evictor(self, idle_seconds: Callable[[], float], close: Callable[[], Awaitable[None]]) -> None:
         if self._evictor is None:
-            self._evictor = asyncio.ensure_future(self._evict_when_idle(idle_seconds, close))
+            self._hibernation.idle_seconds = idle_seconds
+            self._evictor = asyncio.ensure_future(self._evict_when_idle(close))
 
-    async def _evict_when_idle(self, idle_seconds: Callable[[], float], close: Callable[[], Awaitable[None]]) -> None:
-        interval = min(5.0, self._idle_ttl / 4)
-        while idle_seconds() < self._idle_ttl:
-            await asyncio.sleep(interval)
-        self._closing = True
-        log.info("idle for %.0f s: hibernating", self._idle_ttl)
+    async def _evict_when_idle(self, close: Callable[[], Awaitable[None]]) -> None:
+        await self._hibernation.wait_until_idle()
+        log.info("idle for %.0f s: hibernating", self._hibernation.idle_ttl)
         org_metrics().record(self._org, "evicted", {"actor": self._kind})
         await close()
+        remove_own_log_files()
         # An intentional exit: Ray does not restart it, and the name is free
         # for the next get_if_exists to create a fresh actor from the files.
         ray.get_runtime_context().current_actor.__ray_terminate__.remote()
+
+
+Method = TypeVar("Method", bound=Callable[..., Awaitable[Any]])
+
+
+def _serving(method: Method) -> Method:
+    """An actor method the hibernation gate admits and counts: refused once the actor is closing."""
+
+    @functools.wraps(method)
+    async def call(self: _Hibernating, *args: Any, **kwargs: Any) -> Any:
+        with self._hibernation.serving():
+            return await method(self, *args, **kwargs)
+
+    return cast(Method, call)
 
 
 class _SingleFlight:
@@ -128,73 +143,73 @@ class SyncBackendActor(_Hibernating):
     async def _poke(self) -> None:
         await self._processor.call("poke")
 
+    @_serving
     async def push(self, parent: int, events: list[NewEvent]) -> PushResult:
-        self._check_open()
         await self._ready()
         return await self.core.push(parent, events)
 
+    @_serving
     async def pull(self, after: int = 0, limit: int = DEFAULT_PULL_LIMIT, wait: float = 0.0) -> PullResult:
-        self._check_open()
         await self._ready()
         return await self.core.pull(after, limit, wait)
 
+    @_serving
     async def append(self, events: list[EventArgs]) -> PushResult:
-        self._check_open()
         await self._ready()
         return await self.core.append(events)
 
+    @_serving
     async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]:
-        self._check_open()
         await self._ready()
         return await self.core.create_link(url, domain, source, link_id)
 
+    @_serving
     async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]:
-        self._check_open()
         await self._ready()
         return await self.core.import_links(bookmarks)
 
+    @_serving
     async def get_link(self, link_id: str) -> JSON | None:
-        self._check_open()
         await self._ready()
         return await self.core.get_link(link_id)
 
+    @_serving
     async def list_links(self, **kwargs: Any) -> tuple[list[JSON], int | None]:
-        self._check_open()
         await self._ready()
         return await self.core.list_links(**kwargs)
 
+    @_serving
     async def tag_link(self, link_id: str, name: str) -> JSON:
-        self._check_open()
         await self._ready()
         return await self.core.tag_link(link_id, name)
 
+    @_serving
     async def untag_link(self, link_id: str, name: str) -> JSON:
-        self._check_open()
         await self._ready()
         return await self.core.untag_link(link_id, name)
 
+    @_serving
     async def dismiss_suggestion(self, link_id: str, name: str) -> JSON:
-        self._check_open()
         await self._ready()
         return await self.core.dismiss_suggestion(link_id, name)
 
+    @_serving
     async def search_links(self, query: str, limit: int, offset: int) -> list[JSON]:
-        self._check_open()
         await self._ready()
         return await self.core.search_links(query, limit, offset)
 
+    @_serving
     async def export_links(self) -> list[JSON]:
-        self._check_open()
         await self._ready()
         return await self.core.export_links()
 
+    @_serving
     async def link_history(self, link_id: str) -> list[JSON]:
-        self._check_open()
         await self._ready()
         return await self.core.link_history(link_id)
 
+    @_serving
     async def stats(self) -> JSON:
-        self._check_open()
         await self._ready()
         return {
             "head": self.core.head,
@@ -219,18 +234,20 @@ class LinkProcessorActor(_Hibernating):
         self.core = build_processor(org, self.settings, ActorBackend(org, self.settings))
 
     async def _booted(self) -> None:
-        self._check_open()
         await self.core.ensure_booted()
         self._start_evictor(self.core.idle_seconds, self.core.stop)
 
+    @_serving
     async def poke(self) -> None:
         await self._booted()
         await self.core.poke()
 
+    @_serving
     async def catch_up(self) -> int:
         await self._booted()
         return await self.core.catch_up()
 
+    @_serving
     async def stats(self) -> JSON:
         await self._booted()
         return {
