@@ -614,6 +614,25 @@ async def run_burst(
     return Burst(posted, followers, logs, started, kind, pushed_at, probed)
 
 
+RAY_HELPERS = {
+    "ray::DashboardAgent": "DashboardAgent",
+    "ray::RuntimeEnvAgent": "RuntimeEnvAgent",
+    "log_monitor.py": "log monitor",
+    "monitor.py": "autoscaler monitor",
+    "dashboard.py": "dashboard head",
+}
+"""Ray's helper processes, by process title or script: they run no task, so they are not task workers."""
+
+
+def ray_helper_role(cmdline: Sequence[str]) -> str | None:
+    """The role of one of Ray's helper processes (see :data:`RAY_HELPERS`), or ``None`` for any other."""
+    for word in cmdline[:3]:
+        role = RAY_HELPERS.get(word) or RAY_HELPERS.get(Path(word).name)
+        if role:
+            return role
+    return None
+
+
 UNPROFILED_ROLES = frozenset({"raylet", "gcs_server", "ServeController"})
 """Processes py-spy cannot read (C++) or that are not on the path of a link."""
 
@@ -743,6 +762,8 @@ class MemorySampler(threading.Thread):
                 with contextlib.suppress(psutil.NoSuchProcess):
                     if proc.name() in ("raylet", "gcs_server"):
                         self.roles_by_pid[proc.pid] = proc.name()
+                    elif role := ray_helper_role(proc.cmdline()):
+                        self.roles_by_pid[proc.pid] = role
         before = dict(self.cpu.last)
         self.peak_total = max(self.peak_total, self.cpu.sample(procs))
         if self.profiler is not None:
@@ -759,6 +780,14 @@ class MemorySampler(threading.Thread):
             role = self.roles_by_pid.get(pid, "task workers")
             roles[role] = roles.get(role, 0.0) + seconds
         return {role: round(seconds, 1) for role, seconds in sorted(roles.items(), key=lambda item: -item[1])}
+
+    def processes_by_role(self) -> dict[str, int]:
+        """How many processes each role ran on: more task workers than parse slots means Ray started spares."""
+        counts: dict[str, int] = {}
+        for pid in self.cpu.by_pid():
+            role = self.roles_by_pid.get(pid, "task workers")
+            counts[role] = counts.get(role, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
     def per_org_mb(self) -> dict[str, JSON]:
         orgs: dict[str, JSON] = {}
@@ -802,7 +831,9 @@ class CpuMeter:
 
 
 def ray_processes() -> list[Any]:
-    """This node's Ray processes of this session: its GCS, raylet and everything the raylet started.
+    """This node's Ray processes of this session: its GCS, raylet and everything the raylet started,
+    and the head's helpers a driver's ``ray.init`` starts beside them (log monitor, autoscaler monitor,
+    dashboard head), which name the session on their command line.
 
     Only this driver's session: other Ray clusters on the same machine (other
     benchmarks, test suites) are not counted.
@@ -813,9 +844,11 @@ def ray_processes() -> list[Any]:
     session = ray._private.worker._global_node.session_name
     procs: dict[int, Any] = {}
     for proc in psutil.process_iter(["name", "cmdline"]):
-        if proc.info["name"] in ("raylet", "gcs_server") and session in " ".join(proc.info["cmdline"] or ()):
+        if session not in " ".join(proc.info["cmdline"] or ()):
+            continue
+        procs.setdefault(proc.pid, proc)
+        if proc.info["name"] in ("raylet", "gcs_server"):
             try:
-                procs[proc.pid] = proc
                 procs.update({p.pid: p for p in proc.children(recursive=True) if p.pid not in procs})
             except psutil.NoSuchProcess:
                 continue
@@ -1009,6 +1042,7 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
         "cpu_s_by_role": system.memory.cpu_by_role(),
         "cpu_ms_per_link": round(system_ms_per_link, 1),
         "processes_started": len(system.memory.seen_pids - (system.memory.first_pids or set())),
+        "processes_by_role": system.memory.processes_by_role(),
         "bare_cpu_ms_per_link": None if bare_ms_per_link is None else round(bare_ms_per_link, 1),
         "cpu_per_link_ratio": round(system_ms_per_link / bare_ms_per_link, 2) if bare_ms_per_link else None,
         "cpu_ms_per_link_by_role": budget_table(system.memory.cpu_by_role(), links, bare_ms_per_link),

@@ -10,6 +10,7 @@ from benchmarks.burst import (
     audit_log,
     make_plan,
     percentiles,
+    ray_helper_role,
     server_latencies_ms,
     stage_latencies_ms,
     synthetic_count,
@@ -32,6 +33,19 @@ def created(link: str, at: str = "2026-01-01T00:00:00.000Z") -> tuple[str, dict[
 
 def about(name: str, link: str, at: str = "2026-01-01T00:00:01.000Z", **extra: Any) -> tuple[str, dict[str, Any]]:
     return f"v1.LinkProcessing{name}", {"linkId": link, "updatedAt": at, **extra}
+
+
+def test_ray_helpers_are_named_apart_from_task_workers() -> None:
+    site = "/venv/lib/python3.11/site-packages/ray"
+    assert ray_helper_role(["ray::DashboardAgent"]) == "DashboardAgent"
+    assert ray_helper_role(["ray::RuntimeEnvAgent"]) == "RuntimeEnvAgent"
+    assert (
+        ray_helper_role(["/venv/bin/python", "-u", f"{site}/_private/log_monitor.py", "--session-dir=x"])
+        == "log monitor"
+    )
+    assert ray_helper_role(["/venv/bin/python", f"{site}/autoscaler/_private/monitor.py"]) == "autoscaler monitor"
+    assert ray_helper_role(["ray::IDLE"]) is None
+    assert ray_helper_role(["ray::_run_cpu_task"]) is None
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
