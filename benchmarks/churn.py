@@ -41,7 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.burst import JSON, CpuMeter, PageProcess, audit_log, percentiles, ray_processes  # noqa: E402
+from benchmarks.burst import (  # noqa: E402
+    JSON,
+    CpuMeter,
+    PageProcess,
+    audit_log,
+    percentiles,
+    ray_helper_role,
+    ray_processes,
+)
 from benchmarks.local_system import local_system  # noqa: E402
 from benchmarks.soak import growth  # noqa: E402
 
@@ -100,18 +108,45 @@ def actor_table(state: str | None = None) -> dict[str, JSON]:
     return table
 
 
+def log_dir_entries() -> int:
+    """Files in this session's log directory and its ``events/``: what Ray's log monitor and agent list each second."""
+    import ray
+
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    return sum(len(list(folder.iterdir())) for folder in (logs, logs / "events") if folder.is_dir())
+
+
+def cpu_share_by_third(samples: list[JSON], series: str) -> JSON:
+    """A process's share of one core in each third of the run, from its cumulative CPU seconds."""
+    thirds = []
+    size = len(samples) // 3
+    for part in range(3):
+        chunk = samples[part * size : (part + 1) * size + 1] if size else []
+        if len(chunk) < 2 or chunk[-1]["t"] == chunk[0]["t"]:
+            return {"first": None, "middle": None, "last": None}
+        thirds.append(round((chunk[-1][series] - chunk[0][series]) / (chunk[-1]["t"] - chunk[0]["t"]), 4))
+    return dict(zip(("first", "middle", "last"), thirds, strict=True))
+
+
 def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
     """One point of the series: daemon RSS, the GCS's actor entries, and the cluster's CPU so far."""
     procs = ray_processes()
     rss = {"gcs_server": 0.0, "raylet": 0.0}
     gcs_file_backed = 0.0
+    gcs_threads = gcs_maps = 0
     ingress = 0.0
+    helpers = {"DashboardAgent": [0.0, 0.0], "log monitor": [0.0, 0.0]}
+    """RSS (MiB) and CPU seconds of Ray's helpers that scan the log directory."""
     for proc in procs:
         try:
             name = proc.name()
             if "Ingress" in " ".join(proc.cmdline()):
                 ingress += proc.memory_info().rss / MIB
                 watch.ingress_pids.add(proc.pid)
+            role = ray_helper_role(proc.cmdline())
+            if role in helpers:
+                times = proc.cpu_times()
+                helpers[role] = [proc.memory_info().rss / MIB, times.user + times.system]
             if name in rss:
                 memory = proc.memory_info()
                 rss[name] += memory.rss / MIB
@@ -119,6 +154,9 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
                     # Resident pages of the binary and its libraries: they grow as new code
                     # paths run and stop at the file's size, so they are not held data.
                     gcs_file_backed += memory.shared / MIB
+                    # Threads and mappings: anonymous memory that is neither table nor heap shows here.
+                    gcs_threads = proc.num_threads()
+                    gcs_maps = len(Path(f"/proc/{proc.pid}/maps").read_text().splitlines())
         except psutil.NoSuchProcess:
             continue
     watch.cpu.sample(procs)
@@ -129,6 +167,12 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
         "wakes": wakes_done,
         "gcs_rss_mb": round(rss["gcs_server"], 2),
         "gcs_anon_mb": round(rss["gcs_server"] - gcs_file_backed, 2),
+        "gcs_threads": gcs_threads,
+        "gcs_maps": gcs_maps,
+        "agent_rss_mb": round(helpers["DashboardAgent"][0], 2),
+        "agent_cpu_s": round(helpers["DashboardAgent"][1], 2),
+        "log_monitor_cpu_s": round(helpers["log monitor"][1], 2),
+        "log_dir_entries": log_dir_entries(),
         "raylet_rss_mb": round(rss["raylet"], 2),
         "ingress_rss_mb": round(ingress, 2),
         "actor_entries": len(entries),
@@ -443,6 +487,14 @@ def markdown(result: JSON) -> str:
         f"| ingress RSS MiB start -> end | {result['ingress_rss_mb']['start']} -> {result['ingress_rss_mb']['end']} |",
         f"| ingress replicas seen (recycled after {result['ingress_recycle_after']} wakes) |"
         f" {result['ingress_replicas_seen']} |",
+        f"| DashboardAgent RSS MiB start -> end | {result['agent_rss_mb']['start']} -> {result['agent_rss_mb']['end']} |",
+        *(
+            f"| {helper} share of a core, first / middle / last third | {share['first']} / {share['middle']}"
+            f" / {share['last']} |"
+            for helper, share in result["helper_cpu_share"].items()
+        ),
+        f"| files in the log directory start -> end | {result['log_dir_entries']['start']}"
+        f" -> {result['log_dir_entries']['end']} |",
         f"| GCS actor entries start -> end | {result['actor_entries']['start']} -> {result['actor_entries']['end']} |",
         f"| GCS bytes per actor entry | {result['gcs_bytes_per_actor_entry']} |",
         f"| GCS bytes per wake once the dead actors are at their bound | {result['gcs_bytes_per_wake_past_bounds']} |",
@@ -551,6 +603,12 @@ async def churn(
         "raylet_rss_mb": {"start": samples[0]["raylet_rss_mb"], "end": samples[-1]["raylet_rss_mb"]},
         "ingress_rss_mb": {"start": samples[0]["ingress_rss_mb"], "end": samples[-1]["ingress_rss_mb"]},
         "ingress_replicas_seen": len(watch.ingress_pids),
+        "agent_rss_mb": {"start": samples[0]["agent_rss_mb"], "end": samples[-1]["agent_rss_mb"]},
+        "helper_cpu_share": {
+            "DashboardAgent": cpu_share_by_third(samples, "agent_cpu_s"),
+            "log monitor": cpu_share_by_third(samples, "log_monitor_cpu_s"),
+        },
+        "log_dir_entries": {"start": samples[0]["log_dir_entries"], "end": samples[-1]["log_dir_entries"]},
         "placement": placement(watch),
         "actor_entries": {
             "start": samples[0]["actor_entries"],

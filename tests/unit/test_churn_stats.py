@@ -5,6 +5,7 @@ from __future__ import annotations
 from benchmarks.churn import (
     MIB,
     Wake,
+    cpu_share_by_third,
     creation_ms,
     deciles,
     flags,
@@ -130,3 +131,20 @@ def test_the_gcs_debug_dumps_name_what_the_gcs_holds_per_channel():
         "task_events_stored": 2000,
     }
     assert gcs_debug_counts("a log with no dump") == []
+
+
+def test_a_helpers_cpu_share_is_measured_in_each_third_of_the_run():
+    def used(t: int) -> float:  # 5 %, then 10 %, then 20 % of a core
+        return 0.05 * t if t <= 3 else 0.15 + 0.1 * (t - 3) if t <= 6 else 0.45 + 0.2 * (t - 6)
+
+    samples = [{"t": float(t), "agent_cpu_s": used(t)} for t in range(10)]
+    share = cpu_share_by_third(samples, "agent_cpu_s")
+    assert share == {"first": 0.05, "middle": 0.1, "last": 0.2}
+
+
+def test_too_short_a_run_has_no_cpu_shares():
+    assert cpu_share_by_third([{"t": 0.0, "agent_cpu_s": 0.0}], "agent_cpu_s") == {
+        "first": None,
+        "middle": None,
+        "last": None,
+    }
