@@ -174,7 +174,7 @@ def test_many_concurrent_calls_at_a_cold_processor_open_its_store_once(org, sett
     assert ray.get(processor.stats.remote())["store_opens"] == 1
 
 
-def test_idle_actors_hibernate_and_wake_from_their_files(api, page_server, org, settings: Settings):
+def test_idle_actors_hibernate_and_wake_from_their_files(api, page_server, org, settings: Settings, metrics_port):
     short = settings.model_copy(update={"idle_ttl": 2.0, "sweep_interval": 1.0})
     backend = backend_handle(org, short)
     ray.get(backend.stats.remote())
@@ -213,6 +213,19 @@ def test_idle_actors_hibernate_and_wake_from_their_files(api, page_server, org, 
     assert outcome_counts(api, first["id"])["terminal"] == 1
     assert outcome_counts(api, second["id"]) == {"started": 1, "resumed": 0, "terminal": 1}
     print(f"wake: POST to Started of an evicted org took {wake_to_started:.2f} s")
+
+    # Both incarnations of each actor count in one series: the relay records them, not the dead workers.
+    def wakes_series() -> list[str]:
+        body = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        lines = [line for line in body.splitlines() if line.startswith("ray_linkproc_wakes_total{")]
+        return [line for line in lines if f'org="{org}"' in line]
+
+    def counted_twice() -> list[str]:
+        series = wakes_series()
+        return series if len(series) == 2 and all(line.endswith(" 2.0") for line in series) else []
+
+    series = wait_for(counted_twice, timeout=60, interval=1)
+    assert sorted('actor="sync-backend"' in line for line in series) == [False, True]
 
 
 def test_a_killed_actor_keeps_its_log_files_for_debugging(org, settings: Settings):

@@ -82,6 +82,7 @@ class _Hibernating:
 
     def _start_evictor(self, idle_seconds: Callable[[], float], close: Callable[[], Awaitable[None]]) -> None:
         if self._evictor is None:
+            org_metrics().start()
             self._hibernation.idle_seconds = idle_seconds
             self._evictor = asyncio.ensure_future(self._evict_when_idle(close))
 
@@ -90,6 +91,7 @@ class _Hibernating:
         log.info("idle for %.0f s: hibernating", self._hibernation.idle_ttl)
         org_metrics().record(self._org, "evicted", {"actor": self._kind})
         await close()
+        await org_metrics().flush()
         remove_own_log_files()
         # An intentional exit: Ray does not restart it, and the name is free
         # for the next get_if_exists to create a fresh actor from the files.
