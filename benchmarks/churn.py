@@ -272,10 +272,11 @@ async def cycle_org(
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout) as http:
         for number in range(most):
-            if time.monotonic() > until:
-                return
             wake = Wake(org, number)
             async with slots:
+                # Checked once a slot is free: orgs queue for one, and a queue can outlast the budget.
+                if time.monotonic() > until:
+                    return
                 logs[org] = await wake_once(http, wake, page_base, timeout)
             wakes.append(wake)
             await wait_until_hibernated(org, watch, wake.terminal_at, timeout)
