@@ -116,6 +116,19 @@ def log_dir_entries() -> int:
     return sum(len(list(folder.iterdir())) for folder in (logs, logs / "events") if folder.is_dir())
 
 
+def metric_series() -> tuple[int, int]:
+    """Series in the node's Prometheus text, all and ``linkproc_`` ones: what the metrics agent keeps."""
+    import ray
+
+    port = ray._private.worker._global_node.metrics_export_port
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return -1, -1
+    series = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return len(series), sum(1 for line in series if line.startswith("ray_linkproc_"))
+
+
 def cpu_share_by_third(samples: list[JSON], series: str) -> JSON:
     """A process's share of one core in each third of the run, from its cumulative CPU seconds."""
     thirds = []
@@ -162,6 +175,7 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
     watch.cpu.sample(procs)
     entries = actor_table()
     dead = sum(1 for entry in entries.values() if entry["State"] == "DEAD")
+    all_series, linkproc_series = metric_series()
     return {
         "t": round(time.monotonic() - started, 2),
         "wakes": wakes_done,
@@ -173,6 +187,8 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
         "agent_cpu_s": round(helpers["DashboardAgent"][1], 2),
         "log_monitor_cpu_s": round(helpers["log monitor"][1], 2),
         "log_dir_entries": log_dir_entries(),
+        "metric_series": all_series,
+        "linkproc_metric_series": linkproc_series,
         "raylet_rss_mb": round(rss["raylet"], 2),
         "ingress_rss_mb": round(ingress, 2),
         "actor_entries": len(entries),
@@ -433,6 +449,8 @@ def flags(samples: list[JSON], wakes: list[Wake], cache_limit: int) -> JSON:
         "raylet_rss_mb": growth([float(s["raylet_rss_mb"]) for s in samples], floor=5.0),
         "wake_ms_p50": growth(rolling, floor=100.0, share=0.2),
         "actor_entries": growth(entries, floor=50.0),
+        "agent_rss_mb": growth([float(s["agent_rss_mb"]) for s in samples], floor=5.0),
+        "metric_series": growth([float(s["metric_series"]) for s in samples], floor=50.0),
     }
     # Dead entries grow by design until the GCS's cache holds its limit; past it they level off.
     judged["actor_entries"]["bounded_by"] = cache_limit
@@ -452,6 +470,8 @@ def plot(path: Path, samples: list[JSON], wakes: list[Wake], title: str) -> None
     axes[0].plot(x, [s["gcs_anon_mb"] for s in samples], label="GCS, anonymous (heap)")
     axes[0].plot(x, [s["raylet_rss_mb"] for s in samples], label="raylet")
     axes[0].plot(x, [s["ingress_rss_mb"] for s in samples], label="ingress replica")
+    if all("agent_rss_mb" in s for s in samples):
+        axes[0].plot(x, [s["agent_rss_mb"] for s in samples], label="DashboardAgent")
     axes[0].set_ylabel("RSS (MiB)")
     axes[0].legend()
     axes[1].plot(x, [s["actor_entries"] for s in samples], label="all entries")
@@ -496,6 +516,8 @@ def markdown(result: JSON) -> str:
         ),
         f"| files in the log directory start -> end | {result['log_dir_entries']['start']}"
         f" -> {result['log_dir_entries']['end']} |",
+        f"| metric series on the node start -> end (linkproc_ at the end) | {result['metric_series']['start']}"
+        f" -> {result['metric_series']['end']} ({result['metric_series']['linkproc_end']}) |",
         f"| GCS actor entries start -> end | {result['actor_entries']['start']} -> {result['actor_entries']['end']} |",
         f"| GCS bytes per actor entry | {result['gcs_bytes_per_actor_entry']} |",
         f"| GCS bytes per wake once the dead actors are at their bound | {result['gcs_bytes_per_wake_past_bounds']} |",
@@ -610,6 +632,11 @@ async def churn(
             "log monitor": cpu_share_by_third(samples, "log_monitor_cpu_s"),
         },
         "log_dir_entries": {"start": samples[0]["log_dir_entries"], "end": samples[-1]["log_dir_entries"]},
+        "metric_series": {
+            "start": samples[0]["metric_series"],
+            "end": samples[-1]["metric_series"],
+            "linkproc_end": samples[-1]["linkproc_metric_series"],
+        },
         "placement": placement(watch),
         "actor_entries": {
             "start": samples[0]["actor_entries"],

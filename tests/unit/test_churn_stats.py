@@ -38,8 +38,15 @@ def test_deciles_follow_the_order_wakes_ended_in():
     assert result["all"]["n"] == 100
 
 
-def sample(entries: int, gcs_mib: float, raylet_mib: float = 30.0) -> dict[str, float]:
-    return {"actor_entries": entries, "dead_actor_entries": entries, "gcs_rss_mb": gcs_mib, "raylet_rss_mb": raylet_mib}
+def sample(entries: int, gcs_mib: float, raylet_mib: float = 30.0, agent_mib: float = 120.0) -> dict[str, float]:
+    return {
+        "actor_entries": entries,
+        "dead_actor_entries": entries,
+        "gcs_rss_mb": gcs_mib,
+        "raylet_rss_mb": raylet_mib,
+        "agent_rss_mb": agent_mib,
+        "metric_series": 3000,
+    }
 
 
 def test_gcs_bytes_per_entry_is_the_slope_past_warm_up():
@@ -71,6 +78,13 @@ def test_wakes_getting_slower_at_the_end_are_flagged():
     wakes = [Wake("o", i, wake_ms=2000.0 + (3000.0 if i > 80 else 0.0), terminal_at=float(i)) for i in range(120)]
     verdict = flags([sample(k, 50.0) for k in range(12)], wakes, cache_limit=100_000)
     assert verdict["wake_ms_p50"]["flagged"] is True
+
+
+def test_an_agent_that_keeps_growing_is_flagged_like_the_gcs():
+    wakes = [Wake("o", i, wake_ms=2000.0, terminal_at=float(i)) for i in range(120)]
+    verdict = flags([sample(k, 50.0, agent_mib=120.0 + 10 * k) for k in range(12)], wakes, cache_limit=100_000)
+    assert verdict["agent_rss_mb"]["flagged"] is True
+    assert verdict["metric_series"]["flagged"] is False
 
 
 def test_what_each_wake_still_adds_at_the_bound_is_fitted_against_wakes():
