@@ -116,16 +116,23 @@ def log_dir_entries() -> int:
     return sum(len(list(folder.iterdir())) for folder in (logs, logs / "events") if folder.is_dir())
 
 
-def metric_series() -> tuple[int, int]:
-    """Series in the node's Prometheus text, all and ``linkproc_`` ones: what the metrics agent keeps."""
+def metric_series() -> tuple[int, int] | None:
+    """Series in every live node's Prometheus text, all and ``linkproc_`` ones: what the metrics agents keep.
+
+    None when a node's endpoint does not answer: a partial count would read as a drop.
+    """
     import ray
 
-    port = ray._private.worker._global_node.metrics_export_port
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    except httpx.HTTPError:
-        return -1, -1
-    series = [line for line in text.splitlines() if line and not line.startswith("#")]
+    series: list[str] = []
+    for node in ray.nodes():
+        if not node["Alive"]:
+            continue
+        try:
+            response = httpx.get(f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics", timeout=10)
+            response.raise_for_status()
+        except httpx.HTTPError:
+            return None
+        series += [line for line in response.text.splitlines() if line and not line.startswith("#")]
     return len(series), sum(1 for line in series if line.startswith("ray_linkproc_"))
 
 
@@ -149,7 +156,7 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
     gcs_threads = gcs_maps = 0
     ingress = 0.0
     helpers = {"DashboardAgent": [0.0, 0.0], "log monitor": [0.0, 0.0]}
-    """RSS (MiB) and CPU seconds of Ray's helpers that scan the log directory."""
+    """RSS (MiB) and CPU seconds of Ray's helpers that scan the log directory, summed over the nodes."""
     for proc in procs:
         try:
             name = proc.name()
@@ -159,7 +166,8 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
             role = ray_helper_role(proc.cmdline())
             if role in helpers:
                 times = proc.cpu_times()
-                helpers[role] = [proc.memory_info().rss / MIB, times.user + times.system]
+                helpers[role][0] += proc.memory_info().rss / MIB
+                helpers[role][1] += times.user + times.system
             if name in rss:
                 memory = proc.memory_info()
                 rss[name] += memory.rss / MIB
@@ -175,7 +183,7 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
     watch.cpu.sample(procs)
     entries = actor_table()
     dead = sum(1 for entry in entries.values() if entry["State"] == "DEAD")
-    all_series, linkproc_series = metric_series()
+    counted = metric_series()
     return {
         "t": round(time.monotonic() - started, 2),
         "wakes": wakes_done,
@@ -187,8 +195,8 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
         "agent_cpu_s": round(helpers["DashboardAgent"][1], 2),
         "log_monitor_cpu_s": round(helpers["log monitor"][1], 2),
         "log_dir_entries": log_dir_entries(),
-        "metric_series": all_series,
-        "linkproc_metric_series": linkproc_series,
+        "metric_series": counted[0] if counted else None,
+        "linkproc_metric_series": counted[1] if counted else None,
         "raylet_rss_mb": round(rss["raylet"], 2),
         "ingress_rss_mb": round(ingress, 2),
         "actor_entries": len(entries),
@@ -450,7 +458,9 @@ def flags(samples: list[JSON], wakes: list[Wake], cache_limit: int) -> JSON:
         "wake_ms_p50": growth(rolling, floor=100.0, share=0.2),
         "actor_entries": growth(entries, floor=50.0),
         "agent_rss_mb": growth([float(s["agent_rss_mb"]) for s in samples], floor=5.0),
-        "metric_series": growth([float(s["metric_series"]) for s in samples], floor=50.0),
+        "metric_series": growth(
+            [float(s["metric_series"]) for s in samples if s["metric_series"] is not None], floor=50.0
+        ),
     }
     # Dead entries grow by design until the GCS's cache holds its limit; past it they level off.
     judged["actor_entries"]["bounded_by"] = cache_limit
@@ -470,8 +480,7 @@ def plot(path: Path, samples: list[JSON], wakes: list[Wake], title: str) -> None
     axes[0].plot(x, [s["gcs_anon_mb"] for s in samples], label="GCS, anonymous (heap)")
     axes[0].plot(x, [s["raylet_rss_mb"] for s in samples], label="raylet")
     axes[0].plot(x, [s["ingress_rss_mb"] for s in samples], label="ingress replica")
-    if all("agent_rss_mb" in s for s in samples):
-        axes[0].plot(x, [s["agent_rss_mb"] for s in samples], label="DashboardAgent")
+    axes[0].plot(x, [s["agent_rss_mb"] for s in samples], label="DashboardAgent")
     axes[0].set_ylabel("RSS (MiB)")
     axes[0].legend()
     axes[1].plot(x, [s["actor_entries"] for s in samples], label="all entries")
@@ -516,7 +525,7 @@ def markdown(result: JSON) -> str:
         ),
         f"| files in the log directory start -> end | {result['log_dir_entries']['start']}"
         f" -> {result['log_dir_entries']['end']} |",
-        f"| metric series on the node start -> end (linkproc_ at the end) | {result['metric_series']['start']}"
+        f"| metric series on the nodes start -> end (linkproc_ at the end) | {result['metric_series']['start']}"
         f" -> {result['metric_series']['end']} ({result['metric_series']['linkproc_end']}) |",
         f"| GCS actor entries start -> end | {result['actor_entries']['start']} -> {result['actor_entries']['end']} |",
         f"| GCS bytes per actor entry | {result['gcs_bytes_per_actor_entry']} |",

@@ -87,6 +87,15 @@ def test_an_agent_that_keeps_growing_is_flagged_like_the_gcs():
     assert verdict["metric_series"]["flagged"] is False
 
 
+def test_a_sample_whose_metrics_endpoint_did_not_answer_is_left_out_of_the_series_verdict():
+    wakes = [Wake("o", i, wake_ms=2000.0, terminal_at=float(i)) for i in range(120)]
+    samples = [sample(k, 50.0) for k in range(12)]
+    samples[0]["metric_series"] = None  # type: ignore[assignment]
+    verdict = flags(samples, wakes, cache_limit=100_000)
+    assert verdict["metric_series"]["flagged"] is False
+    assert verdict["metric_series"]["middle"] == 3000
+
+
 def test_what_each_wake_still_adds_at_the_bound_is_fitted_against_wakes():
     at_bound = [{**sample(1000, 80.0 + k * 100 * 4096 / MIB), "wakes": 500 + 100 * k} for k in range(5)]
     assert per_wake_bytes_past_bounds(at_bound, cache_limit=1000) == 4096.0
