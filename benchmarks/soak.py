@@ -59,6 +59,7 @@ ROLES = (
     ("summarizer", "Summarizer"),
     ("serve proxy", "ProxyActor"),
     ("serve controller", "ServeController"),
+    ("batch dispatcher", "BatchDispatcherActor"),
     ("raylet", "raylet"),
     ("gcs", "gcs_server"),
 )

@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 from benchmarks.burst import (
+    ROLE_BUDGET,
     added,
     audit_log,
     make_plan,
     percentiles,
     ray_helper_role,
+    role_of,
     server_latencies_ms,
     stage_latencies_ms,
     synthetic_count,
@@ -33,6 +35,13 @@ def created(link: str, at: str = "2026-01-01T00:00:00.000Z") -> tuple[str, dict[
 
 def about(name: str, link: str, at: str = "2026-01-01T00:00:01.000Z", **extra: Any) -> tuple[str, dict[str, Any]]:
     return f"v1.LinkProcessing{name}", {"linkId": link, "updatedAt": at, **extra}
+
+
+def test_every_linkproc_process_has_a_role_with_a_budget() -> None:
+    assert role_of("BatchDispatcherActor") == "batch dispatcher"
+    assert role_of("ServeReplica:linkproc-burst:Ingress") == "Ingress"
+    assert role_of("MetricsRelayActor") == "other"
+    assert sum(ROLE_BUDGET.values()) == pytest.approx(2.0)  # the 2x CPU target, split by role
 
 
 def test_ray_helpers_are_named_apart_from_task_workers() -> None:

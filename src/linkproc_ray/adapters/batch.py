@@ -1,4 +1,14 @@
-"""Batch CPU work (parsing) as Ray tasks that yield the CPU to the interactive path.
+"""Batch CPU work (parsing, the extractive summary) as Ray tasks that share one warm pool per node.
+
+Ray never gives a task worker that ran a task for one detached actor to
+another detached actor's tasks (its worker pool matches workers by the root
+detached actor). Every org's processor is a detached actor, so when each
+submitted its own parse tasks, each org got parse workers of its own: a Ray
+worker start and the parser imports (about 0.5–1 s of CPU and 150 MiB each)
+per org and per parse slot, idle for a minute, then killed. Instead the
+processors hand their steps to ``linkproc-batch:<node>``, one detached actor
+per node, which submits every org's tasks, so that they all share one pool
+of warm workers; Ray's scheduler still spreads them over the cluster's CPUs.
 
 Ray runs every worker at one niceness, so parse tasks would get the same
 share of a core as saves, pulls and live delivery. Each task lowers its own
@@ -14,14 +24,19 @@ import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Any, Literal
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from linkproc_ray.config import NAMESPACE
 from linkproc_ray.errors import ParseTimeout
 from linkproc_ray.pipeline.enricher import Step, resolve, step_name
 
 Priority = Literal["nice", "idle", "normal"]
+
+DISPATCHER_PREFIX = "linkproc-batch"
 
 _lowered: Priority | None = None
 """What this worker's priority was lowered to (a worker process runs many tasks)."""
@@ -59,16 +74,63 @@ def _run_cpu_task(step: Step, timeout: float, priority: Priority, *args: Any) ->
         signal.signal(signal.SIGALRM, previous)
 
 
-def cpu_runner(num_cpus: float, priority: Priority = "nice") -> Callable[..., Awaitable[Any]]:
-    """Run CPU-heavy steps as stateless Ray tasks spread over the cluster's CPUs, at batch priority."""
+@ray.remote(num_cpus=0)
+class BatchDispatcherActor:
+    """``linkproc-batch:<node>``: submits the batch tasks of every org actor on its node, so they share workers."""
 
-    async def run(step: Step, *args: Any, timeout: float) -> Any:
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    async def run(self, step: Step, timeout: float, priority: Priority, num_cpus: float, *args: Any) -> Any:
+        self.submitted += 1
         # No task events: one per parse would pile up in the GCS (see actors.actor_options).
         ref = _run_cpu_task.options(num_cpus=num_cpus, enable_task_events=False).remote(step, timeout, priority, *args)
         try:
             return await ref
         except asyncio.CancelledError:
             ray.cancel(ref, force=True)
+            raise
+        except ray.exceptions.RayTaskError as exc:
+            # The step's own error (ParseTimeout, a parser's bug), not a wrapper around it.
+            raise exc.cause from None
+
+    def stats(self) -> dict[str, int]:
+        return {"pid": os.getpid(), "submitted": self.submitted}
+
+
+def dispatcher_name(node_id: str) -> str:
+    return f"{DISPATCHER_PREFIX}:{node_id}"
+
+
+@cache
+def dispatcher_handle() -> Any:
+    """This node's dispatcher, created where it is missing (restarted forever, like the org actors)."""
+    node_id = ray.get_runtime_context().get_node_id()
+    return BatchDispatcherActor.options(  # type: ignore[attr-defined]
+        name=dispatcher_name(node_id),
+        namespace=NAMESPACE,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        # A call lost with a restarting dispatcher runs again: a step is a pure function.
+        max_task_retries=1,
+        max_concurrency=1000,
+        enable_task_events=False,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote()
+
+
+def cpu_runner(num_cpus: float, priority: Priority = "nice") -> Callable[..., Awaitable[Any]]:
+    """Run CPU-heavy steps as stateless Ray tasks spread over the cluster's CPUs, at batch priority."""
+
+    async def run(step: Step, *args: Any, timeout: float) -> Any:
+        ref = dispatcher_handle().run.remote(step, timeout, priority, num_cpus, *args)
+        try:
+            return await ref
+        except asyncio.CancelledError:
+            # Not recursive: Ray's own cancel of the child task (polite, it does
+            # not stop a running step) would make the dispatcher's forced one a no-op.
+            ray.cancel(ref, recursive=False)
             raise
 
     return run
