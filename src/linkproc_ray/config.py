@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     )
     parse_num_cpus: float = Field(default=0.5, gt=0, le=8, description="CPU share of one parsing task.")
     parse_priority: Literal["nice", "idle", "normal"] = Field(
-        default="nice", description="How parse workers yield the CPU to saves and sync: nice 19, SCHED_IDLE, or as is."
+        default="nice",
+        description="How batch work (parse workers, processors) yields the CPU to saves and sync: nice 19, SCHED_IDLE, or as is.",
     )
 
     @field_validator("data_dir")

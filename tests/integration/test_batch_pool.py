@@ -4,7 +4,8 @@ Ray never reuses a task worker that ran a task for one detached actor for
 another detached actor's tasks; each org's processor is one. These tests run
 steps from real detached actors standing in for two orgs' processors, and
 check that the workers are shared, that a cancelled step stops, and that a
-dispatcher killed mid-step does not lose it.
+dispatcher killed mid-step does not lose it. Batch work runs at batch
+priority: parse workers and processors, every thread of them, at niceness 19.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import psutil
 import pytest
 import ray
 from tests.integration.conftest import wait_for
+from tests.pages import article_ids
 
+from linkproc_ray.adapters.actors import backend_name, processor_name
 from linkproc_ray.adapters.batch import cpu_runner, dispatcher_handle, dispatcher_name
 from linkproc_ray.config import NAMESPACE
 
@@ -60,6 +63,23 @@ def test_two_orgs_steps_run_in_the_same_warm_workers(ray_cluster):
     node = ray.get_runtime_context().get_node_id()
     dispatcher = ray.get_actor(dispatcher_name(node), namespace=NAMESPACE)
     assert ray.get(dispatcher.stats.remote())["submitted"] >= 12
+
+
+def thread_niceness(pid: int) -> set[int]:
+    return {os.getpriority(os.PRIO_PROCESS, thread.id) for thread in psutil.Process(pid).threads()}
+
+
+def actor_pid(name: str) -> int:
+    return int(ray.get(ray.get_actor(name, namespace=NAMESPACE).stats.remote())["pid"])
+
+
+def test_processors_and_parse_workers_run_at_batch_priority_and_backends_do_not(api, page_server, org):
+    link = api.post("/links", json={"url": page_server.article_url(article_ids()[5])}).json()
+    assert wait_for(lambda: api.get(f"/links/{link['id']}").json()["summary"])
+    assert thread_niceness(actor_pid(processor_name(org))) == {19}
+    assert 19 not in thread_niceness(actor_pid(backend_name(org)))  # saves keep Ray's priority
+    parse_worker = asyncio.run(cpu_runner(0.5)(os.getpid, timeout=10))
+    assert thread_niceness(parse_worker) == {19}
 
 
 def test_a_cancelled_step_stops_running(ray_cluster):

@@ -231,7 +231,11 @@ class LinkProcessorActor(_Hibernating):
         super().__init__(org, "link-processor", self.settings.idle_ttl)
         # Imported here, not at the top: the pipeline (lxml, trafilatura, the
         # Serve client) costs about 60 MB, and backend actors never need it.
+        from linkproc_ray.adapters.batch import lower_priority
         from linkproc_ray.adapters.processor import build_processor
+
+        # Processing is batch work: saves, pulls and live delivery come first.
+        lower_priority(self.settings.parse_priority)
 
         self.core = build_processor(org, self.settings, ActorBackend(org, self.settings))
 

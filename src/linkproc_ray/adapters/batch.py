@@ -1,4 +1,4 @@
-"""Batch CPU work (parsing, the extractive summary) as Ray tasks that share one warm pool per node.
+"""Batch CPU work (parsing) as Ray tasks that share one warm pool per node, at batch priority.
 
 Ray never gives a task worker that ran a task for one detached actor to
 another detached actor's tasks (its worker pool matches workers by the root
@@ -6,16 +6,17 @@ detached actor). Every org's processor is a detached actor, so when each
 submitted its own parse tasks, each org got parse workers of its own: a Ray
 worker start and the parser imports (about 0.5–1 s of CPU and 150 MiB each)
 per org and per parse slot, idle for a minute, then killed. Instead the
-processors hand their steps to ``linkproc-batch:<node>``, one detached actor
+processors hand their parse steps to ``linkproc-batch:<node>``, one detached actor
 per node, which submits every org's tasks, so that they all share one pool
 of warm workers; Ray's scheduler still spreads them over the cluster's CPUs.
 
-Ray runs every worker at one niceness, so parse tasks would get the same
-share of a core as saves, pulls and live delivery. Each task lowers its own
-worker's priority first (once per worker: Ray does not reuse task workers for
-actors): ``nice`` adds 4 to the niceness (Ray's 15 becomes 19), ``idle``
-puts the worker in ``SCHED_IDLE`` (it runs only when nothing else wants the
-CPU), ``normal`` leaves it as Ray set it.
+Ray runs every worker at one niceness, so batch work would get the same
+share of a core as saves, pulls and live delivery. Batch processes (parse
+workers, and the processors themselves) lower their own priority once, every
+thread of them (Linux keeps niceness and policy per thread; threads started
+later inherit them): ``nice`` makes Ray's niceness 15 into 19, ``idle`` puts
+them in ``SCHED_IDLE`` (they run only when nothing else wants the CPU),
+``normal`` leaves them as Ray set them.
 """
 
 from __future__ import annotations
@@ -39,18 +40,22 @@ Priority = Literal["nice", "idle", "normal"]
 DISPATCHER_PREFIX = "linkproc-batch"
 
 _lowered: Priority | None = None
-"""What this worker's priority was lowered to (a worker process runs many tasks)."""
+"""What this process's priority was lowered to (a worker process runs many tasks)."""
 
 
 def lower_priority(priority: Priority) -> None:
-    """Lower this worker process's CPU priority once, as ``priority`` says."""
+    """Lower the CPU priority of every thread of this process once, as ``priority`` says."""
     global _lowered
     if _lowered is not None or priority == "normal":
         return
-    if priority == "idle":
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    else:
-        os.nice(19 - os.nice(0))
+    for thread in os.listdir("/proc/self/task"):
+        try:
+            if priority == "idle":
+                os.sched_setscheduler(int(thread), os.SCHED_IDLE, os.sched_param(0))
+            else:
+                os.setpriority(os.PRIO_PROCESS, int(thread), 19)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
     _lowered = priority
 
 

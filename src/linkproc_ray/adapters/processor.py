@@ -1,17 +1,20 @@
-"""The processor's Ray-side parts: its summarizer (a batch task or a Serve deployment) and the wiring.
+"""The processor's Ray-side parts: its summarizer (extractive, or a Serve deployment) and the wiring.
 
 Kept apart from :mod:`linkproc_ray.adapters.actors` so that only processor actors load
-the fetcher. Parsing and the extractive summary run in batch tasks, by name, so the
-processor itself never loads lxml, BeautifulSoup or trafilatura; Ray Serve's client is
-loaded only when a model deployment summarizes.
+the fetcher. Parsing runs in batch tasks, by name, so the processor itself never loads
+lxml, BeautifulSoup or trafilatura; Ray Serve's client is loaded only when a model
+deployment summarizes. The extractive summary (a few milliseconds of pure Python over
+at most ``MAX_INPUT_CHARS``) runs in the processor: as a batch task of its own it cost
+more in Ray's task overhead than in summarizing, and the processor runs at batch
+priority itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any
 
 import ray
 
@@ -24,7 +27,7 @@ from linkproc_ray.pipeline.enricher import Enricher, Lanes
 from linkproc_ray.pipeline.fetch import Fetcher, FetchLimits
 from linkproc_ray.pipeline.hosts import HostGate
 from linkproc_ray.pipeline.ssrf import FetchPolicy
-from linkproc_ray.summarize.extractive import EXTRACTIVE_MODEL
+from linkproc_ray.summarize.extractive import ExtractiveSummarizer
 from linkproc_ray.summarize.fallback import FallbackSummarizer
 from linkproc_ray.summarize.protocol import Summarizer, Summary, SummaryRequest
 from linkproc_ray.sync.ports import BackendPort
@@ -44,7 +47,7 @@ def build_processor(org: str, settings: Settings, backend: BackendPort) -> LinkP
     run_cpu = cpu_runner(s.parse_num_cpus, s.parse_priority)
     enricher = Enricher(
         fetcher,
-        summarizer_for(s, run_cpu, on_fallback=lambda code: record("fallback", {"error": code})),
+        summarizer_for(s, on_fallback=lambda code: record("fallback", {"error": code})),
         run_cpu=run_cpu,
         lanes=Lanes(fetch=s.fetch_concurrency, summarize=s.summarize_concurrency),
         hosts=hosts,
@@ -57,23 +60,6 @@ def build_processor(org: str, settings: Settings, backend: BackendPort) -> LinkP
         settings=ProcessorSettings(max_attempts=s.max_attempts, sweep_interval=s.sweep_interval),
         on_event=record,
     )
-
-
-EXTRACTIVE_SUMMARY: Final = "linkproc_ray.summarize.extractive:summarize_extractive"
-
-
-class TaskSummarizer:
-    """The extractive summarizer as a batch CPU task: off the processor's event loop, at batch priority."""
-
-    model = EXTRACTIVE_MODEL
-
-    def __init__(self, run_cpu: Callable[..., Awaitable[Any]], timeout: float) -> None:
-        self._run_cpu = run_cpu
-        self._timeout = timeout
-
-    async def summarize(self, request: SummaryRequest) -> Summary:
-        summary: Summary = await self._run_cpu(EXTRACTIVE_SUMMARY, request, timeout=self._timeout)
-        return summary
 
 
 class ServeSummarizer:
@@ -104,11 +90,9 @@ class ServeSummarizer:
         return result
 
 
-def summarizer_for(
-    settings: Settings, run_cpu: Callable[..., Awaitable[Any]], *, on_fallback: Callable[[str], None] | None = None
-) -> Summarizer:
-    """The processor's summarizer: extractive in batch tasks, or a model deployment with the extractive fallback."""
-    extractive = TaskSummarizer(run_cpu, settings.summarizer_timeout)
+def summarizer_for(settings: Settings, *, on_fallback: Callable[[str], None] | None = None) -> Summarizer:
+    """The processor's summarizer: extractive, or a model deployment with the extractive fallback."""
+    extractive = ExtractiveSummarizer()
     if settings.summarizer == "extractive":
         return extractive
     return FallbackSummarizer(

@@ -312,11 +312,3 @@ class ExtractiveSummarizer:
             yield _join([headline, *described[:2]])
             if sentences:
                 yield _join([headline, sentences[0].text])
-
-
-EXTRACTIVE_MODEL = ExtractiveSummarizer.model
-
-
-def summarize_extractive(request: SummaryRequest) -> Summary:
-    """:meth:`ExtractiveSummarizer.summarize_sync` as a top-level function: a step a batch task can run by name."""
-    return ExtractiveSummarizer().summarize_sync(request)
