@@ -43,17 +43,23 @@ _lowered: Priority | None = None
 """What this process's priority was lowered to (a worker process runs many tasks)."""
 
 
+def _threads() -> list[int]:
+    """This process's threads where Linux lists them (it keeps priority per thread); elsewhere 0, the process."""
+    listed = "/proc/self/task"
+    return [int(thread) for thread in os.listdir(listed)] if os.path.isdir(listed) else [0]
+
+
 def lower_priority(priority: Priority) -> None:
     """Lower the CPU priority of every thread of this process once, as ``priority`` says."""
     global _lowered
     if _lowered is not None or priority == "normal":
         return
-    for thread in os.listdir("/proc/self/task"):
+    for thread in _threads():
         try:
             if priority == "idle":
-                os.sched_setscheduler(int(thread), os.SCHED_IDLE, os.sched_param(0))
+                os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
             else:
-                os.setpriority(os.PRIO_PROCESS, int(thread), 19)
+                os.setpriority(os.PRIO_PROCESS, thread, 19)
         except ProcessLookupError:  # a thread that ended meanwhile
             continue
     _lowered = priority
