@@ -88,7 +88,8 @@ class OrgMetrics:
             self.session_restarts.inc(1, tags)
         elif kind == "work":
             self.in_flight.set(data["in_flight"], tags)
-            self.pending.set(data["pending"], tags)
+            if "pending" in data:
+                self.pending.set(data["pending"], tags)
         elif kind == "fallback":
             self.fallbacks.inc(1, {**tags, "error": data["error"]})
         elif kind in ("evicted", "woke"):

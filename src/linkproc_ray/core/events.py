@@ -240,6 +240,18 @@ TERMINAL_EVENTS: Final = frozenset(
 POKE_EVENTS: Final = frozenset({LinkCreated.NAME, LinkReprocessRequested.NAME})
 """Events that mean the processor may have new work."""
 
+LINK_NAMED_BY_ID: Final = frozenset(
+    {LinkCreated.NAME, LinkDeleted.NAME, LinkRestored.NAME, LinkCompleted.NAME, LinkUncompleted.NAME}
+)
+"""Events whose ``id`` is the link's own; every other event about a link names it ``linkId``."""
+
+
+def link_of(event: Event | NewEvent) -> str | None:
+    """The id of the link an event is about, or ``None`` for tag events: a link's state changes only by these."""
+    key = "id" if event.name in LINK_NAMED_BY_ID else "linkId"
+    link_id = event.args.get(key)
+    return link_id if isinstance(link_id, str) else None
+
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:

@@ -182,22 +182,33 @@ class WorkItem:
     attempts: int
 
 
-async def pending_links(store: EventStore) -> list[WorkItem]:
-    """Live links whose processing status is absent, ``pending`` or ``reprocess_requested``."""
+def _among(link_ids: Collection[str] | None) -> tuple[str, list[str]]:
+    """The SQL condition and parameters that narrow a query to ``link_ids`` (all links when ``None``)."""
+    if link_ids is None:
+        return "", []
+    ids = sorted(link_ids)
+    return f" AND l.id IN ({','.join('?' * len(ids))})", ids
+
+
+async def pending_links(store: EventStore, among: Collection[str] | None = None) -> list[WorkItem]:
+    """Live links whose processing status is absent, ``pending`` or ``reprocess_requested`` (of ``among``, if given)."""
+    narrow, ids = _among(among)
     rows = await store.fetchall(
         "SELECT l.id, l.url, p.status, COALESCE(p.attempts, 0) AS attempts FROM links AS l "
         "LEFT JOIN link_processing_status AS p ON p.link_id = l.id "
-        "WHERE l.deleted_at IS NULL AND (p.status IS NULL OR p.status IN (?, ?)) ORDER BY l.rowid",
-        PENDING_STATUSES,
+        f"WHERE l.deleted_at IS NULL AND (p.status IS NULL OR p.status IN (?, ?)){narrow} ORDER BY l.rowid",
+        [*PENDING_STATUSES, *ids],
     )
     return [WorkItem(r["id"], r["url"], r["status"], r["attempts"]) for r in rows]
 
 
-async def deleted_while_pending(store: EventStore) -> list[str]:
-    """Deleted links still marked ``pending``: their request must end with Cancelled."""
+async def deleted_while_pending(store: EventStore, among: Collection[str] | None = None) -> list[str]:
+    """Deleted links still marked ``pending`` (of ``among``, if given): their request must end with Cancelled."""
+    narrow, ids = _among(among)
     rows = await store.fetchall(
         "SELECT l.id FROM links AS l JOIN link_processing_status AS p ON p.link_id = l.id "
-        "WHERE l.deleted_at IS NOT NULL AND p.status = 'pending' ORDER BY l.rowid"
+        f"WHERE l.deleted_at IS NOT NULL AND p.status = 'pending'{narrow} ORDER BY l.rowid",
+        ids,
     )
     return [r["id"] for r in rows]
 

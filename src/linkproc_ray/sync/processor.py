@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal"
 INTERRUPTED = "interrupted"
+MAX_LINKS_PER_LOOK = 500
+"""More links to re-decide than this, and the processor looks at them all (one scan, not a long ``IN`` list)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,8 @@ class LinkProcessor:
         self._session: asyncio.Task[None] | None = None
         self._apply_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
+        self._dirty_links: set[str] = set()
+        self._look_at_all = False
         self._applied = asyncio.Event()
         self._outbox: list[_Decision] = []
         self._outbox_ready = asyncio.Event()
@@ -157,7 +161,7 @@ class LinkProcessor:
         """Wake up and look at the world; the poke itself says nothing."""
         await self.ensure_booted()
         self.last_activity = time.monotonic()
-        self._dirty.set()
+        self._wake_for_all()
 
     async def stop(self) -> None:
         """Cancel the session and every link in flight; their status stays pending."""
@@ -254,7 +258,7 @@ class LinkProcessor:
         deleted = {ev.LinkDeleted.of(e).id for e in fresh if e.name == ev.LinkDeleted.NAME}
         for link_id in deleted & self._in_flight.keys():
             self._in_flight[link_id].cancel()
-        self._dirty.set()
+        self._wake_for({link for e in fresh if (link := ev.link_of(e)) is not None})
 
     async def _reached(self, seq: int) -> None:
         """Until the live pull has applied the log up to ``seq`` (no pull of its own: the follow loop brings it)."""
@@ -275,27 +279,51 @@ class LinkProcessor:
 
     # -- deciding -------------------------------------------------------------
 
+    def _wake_for(self, link_ids: set[str]) -> None:
+        """Re-decide these links: the events just applied or the run just ended were about them alone."""
+        self._dirty_links |= link_ids
+        self._dirty.set()
+
+    def _wake_for_all(self) -> None:
+        """Re-decide every link: poked, swept, a new session, or nothing left in flight."""
+        self._look_at_all = True
+        self._dirty.set()
+
     async def _reconcile_loop(self) -> None:
+        self._wake_for_all()
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            await self._reconcile()
+            among: set[str] | None = self._dirty_links
+            if self._look_at_all or len(self._dirty_links) > MAX_LINKS_PER_LOOK:
+                among = None
+            self._look_at_all, self._dirty_links = False, set()
+            await self._reconcile(among)
 
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
-            self._dirty.set()
+            self._wake_for_all()
 
-    async def _reconcile(self) -> None:
-        for link_id in await queries.deleted_while_pending(self.store):
+    async def _reconcile(self, among: set[str] | None) -> None:
+        """Spawn a task for each link of ``among`` (every link when ``None``) whose state asks for one.
+
+        A link's state changes only by events about it, so looking at the links
+        those events name decides as a look at all of them would, without
+        reading every pending link again for each event of a burst.
+        """
+        for link_id in await queries.deleted_while_pending(self.store, among):
             if link_id not in self._in_flight:
                 self._spawn(link_id, self._cancel_request(link_id))
-        pending = await queries.pending_links(self.store)
-        self._has_pending = bool(pending)
+        pending = await queries.pending_links(self.store, among)
+        if among is None or pending:
+            self._has_pending = bool(pending)
         for item in pending:
             if item.link_id not in self._in_flight:
                 self._spawn(item.link_id, self._process(item))
-        self._on_event("work", {"in_flight": len(self._in_flight), "pending": len(pending)})
+        # Only a look at every link counts the pending ones; a narrow look still tells what is in flight.
+        work = {"in_flight": len(self._in_flight)} | ({"pending": len(pending)} if among is None else {})
+        self._on_event("work", work)
 
     def _spawn(self, link_id: str, work: Awaitable[None]) -> None:
         # The in-memory lock: one task per link. It is only a cache of
@@ -310,7 +338,10 @@ class LinkProcessor:
             if self._in_flight.get(link_id) is t:
                 del self._in_flight[link_id]
             self.last_activity = time.monotonic()
-            self._dirty.set()
+            if self._in_flight:
+                self._wake_for({link_id})
+            else:
+                self._wake_for_all()
 
         task.add_done_callback(finished)
 

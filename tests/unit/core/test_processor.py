@@ -15,6 +15,7 @@ from tests.pages import article_ids
 from tests.processor_harness import Org, one_clean_run
 
 from linkproc_ray.core import events as ev
+from linkproc_ray.core import queries
 from linkproc_ray.core.store import EventStore
 from linkproc_ray.errors import AITimeout, ParseTimeout
 from linkproc_ray.pipeline.enricher import Lanes, run_inline
@@ -81,6 +82,37 @@ async def test_many_rapid_links_and_duplicate_pokes_end_exactly_once(tmp_path, p
         await org.wait_terminal(ids, timeout=60)
         assert set((await org.terminal_counts()).values()) == {1}
         assert set((await org.started_counts()).values()) == {1}
+
+
+async def test_a_burst_is_decided_by_the_links_its_events_name_not_by_rereading_every_pending_link(
+    tmp_path, page_server, monkeypatch
+):
+    # Re-reading every pending link after every batch costs the square of a burst's size.
+    looks: list[set[str] | None] = []
+    pending_links = queries.pending_links
+
+    async def recorded(store, among=None):  # type: ignore[no-untyped-def]
+        looks.append(None if among is None else set(among))
+        return await pending_links(store, among)
+
+    monkeypatch.setattr(queries, "pending_links", recorded)
+    async with Org(tmp_path, page_server.host_port, poke=False) as org:
+        await org.new_processor().ensure_booted()  # never poked: the live pull alone brings the work
+        ids = [f"l{i}" for i in range(40)]
+        for batch in range(0, len(ids), 10):
+            await org.backend.append(
+                [
+                    ev.LinkCreated(id=i, url=page_server.url(f"/missing/{i}"), domain="127.0.0.1", createdAt="t")
+                    for i in ids[batch : batch + 10]
+                ]
+            )
+        await org.wait_terminal(ids)
+        await org.settled()
+        assert set((await org.terminal_counts()).values()) == {1}
+        narrow = [among for among in looks if among is not None]
+        assert narrow and all(among <= set(ids) for among in narrow)
+        # Full looks: the session's first, and each time nothing was left in flight.
+        assert looks.count(None) < len(narrow)
 
 
 async def test_crash_mid_processing_resumes_without_a_second_started(tmp_path, page_server):
