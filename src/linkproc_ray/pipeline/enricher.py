@@ -10,6 +10,7 @@ every lane.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -103,13 +104,30 @@ class Enricher:
         """The page and what it says; raises typed :class:`FetchError`.
 
         ``on_admitted`` runs once its host's slot and then the fetch lane
-        admitted the link, before the fetch: the processor marks the link
-        Started only then, so links waiting for a host or a lane spend no attempt.
+        admitted the link: the processor marks the link Started only then, so
+        links waiting for a host or a lane spend no attempt. It runs beside the
+        fetch (a GET changes nothing), and the host's slot is given back when the
+        fetch ends, so a slot is held for the fetch alone, not for the mark's
+        round trip or the parse. Nothing is parsed or returned before the mark
+        ended, so it precedes every outcome, and its error (a stale decision)
+        wins over the fetch's.
         """
-        async with self.hosts.slot(host_of(url)), self._fetch_lane:
-            if on_admitted is not None:
-                await on_admitted()
-            page = await self.fetcher.fetch(url)
+        async with contextlib.AsyncExitStack() as lane:
+            async with self.hosts.slot(host_of(url)):
+                await lane.enter_async_context(self._fetch_lane)
+                marking = asyncio.ensure_future(on_admitted()) if on_admitted is not None else None
+                try:
+                    page = await self.fetcher.fetch(url)
+                except asyncio.CancelledError:
+                    if marking is not None:
+                        marking.cancel()
+                    raise
+                except Exception:
+                    if marking is not None:
+                        await marking
+                    raise
+            if marking is not None:
+                await marking
             parsed: ParsedPage = await self._run_cpu(PARSE_PAGE, page.html, page.url, timeout=self._parse_timeout)
             return page, parsed
 

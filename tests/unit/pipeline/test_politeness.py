@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from tests.pages import PageServer, Reply
 
+from linkproc_ray.errors import FetchError, StaleDecision
 from linkproc_ray.pipeline.enricher import Enricher, Lanes
 from linkproc_ray.pipeline.fetch import Fetcher, FetchLimits
 from linkproc_ray.pipeline.hosts import HostGate
@@ -97,3 +98,65 @@ async def test_a_retry_after_pauses_every_fetch_to_that_host(slow_host, enricher
 async def test_a_host_s_state_is_dropped_once_nothing_waits_for_it(slow_host, enricher, gate):
     await enricher.fetch(slow_host.page("/a", PAGE))
     assert gate.active == {} and gate._slots == {}
+
+
+async def test_a_host_s_slot_is_held_for_the_fetch_not_for_the_mark_that_runs_beside_it(slow_host, enricher):
+    # The processor's mark (Started) is a round trip to the backend; a slot held for it would
+    # keep the host's other links waiting. Eight pages, two slots, each mark 0.5 s long.
+    urls = [slow_host.page(f"/p{i}", PAGE) for i in range(8)]
+    marks_ended: dict[str, float] = {}
+
+    async def fetch(url: str) -> float:
+        async def mark() -> None:
+            await asyncio.sleep(0.5)
+            marks_ended[url] = time.monotonic()
+
+        await enricher.fetch(url, on_admitted=mark)
+        return time.monotonic()
+
+    began = time.monotonic()
+    returned = await asyncio.gather(*(fetch(url) for url in urls))
+    assert slow_host.peak_concurrent["127.0.0.2"] <= 2
+    # Held for the marks, the slots would admit the last pair after 4 × 0.5 s.
+    assert max(r.at for r in slow_host.requests) - began < 1.0
+    # Nothing is returned before its mark ended: the mark precedes every outcome.
+    assert all(marks_ended[url] <= done for url, done in zip(urls, returned, strict=True))
+
+
+async def test_a_fetch_error_is_raised_only_once_the_mark_has_ended(slow_host, enricher):
+    marked: list[str] = []
+
+    async def mark() -> None:
+        await asyncio.sleep(0.3)
+        marked.append("Started")
+
+    with pytest.raises(FetchError) as failed:
+        await enricher.fetch(f"http://{slow_host.host_port}/missing", on_admitted=mark)
+    assert failed.value.code == "fetch:404"
+    assert marked == ["Started"]
+
+
+async def test_a_stale_mark_wins_over_the_fetch_s_error(slow_host, enricher):
+    async def mark() -> None:
+        raise StaleDecision("a")
+
+    with pytest.raises(StaleDecision):
+        await enricher.fetch(f"http://{slow_host.host_port}/missing", on_admitted=mark)
+
+
+async def test_cancelling_a_fetch_cancels_its_mark(slow_host, enricher):
+    mark_cancelled = asyncio.Event()
+
+    async def mark() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            mark_cancelled.set()
+            raise
+
+    url = slow_host.reply("/slow", slow_page(5))
+    fetching = asyncio.ensure_future(enricher.fetch(url, on_admitted=mark))
+    while slow_host.hits("/slow") == 0:
+        await asyncio.sleep(0.01)
+    fetching.cancel()
+    await asyncio.wait_for(mark_cancelled.wait(), 2)
