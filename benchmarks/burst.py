@@ -12,7 +12,7 @@ two are compared.
     python benchmarks/burst.py --quick                  # 3 orgs x 40 links, a local Ray cluster
     python benchmarks/burst.py                          # 10 orgs x 100 links
     python benchmarks/burst.py --quick --profile        # also py-spy every role: benchmarks/results/profile/
-    python benchmarks/burst.py --machinery --quick      # one org, 600 links whose pages answer 404 at once
+    python benchmarks/burst.py --machinery --quick      # one org, 600 links pushed as events, pages answer 404 at once
     python benchmarks/burst.py --address auto --page-host 10.0.0.5   # a running cluster
 
 While the burst runs, a probe client in another org saves one link every
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import html
 import json
 import logging
@@ -416,6 +417,8 @@ class Posted:
     link_id: str | None
     sent: float
     acked: float
+    created: bool
+    """Saved as a new link: a 201 to ``POST /links`` (its 200 is a URL already saved), or an accepted push."""
 
 
 class Follower:
@@ -497,10 +500,59 @@ async def push_org(
         sent = time.perf_counter()
         response = await http.post(f"/v1/orgs/{org}/links", json={"url": url})
         link_id = response.json().get("id") if response.status_code in (200, 201) else None
-        posted.append(Posted(org, url, response.status_code, link_id, sent, time.perf_counter()))
+        created = response.status_code == 201
+        posted.append(Posted(org, url, response.status_code, link_id, sent, time.perf_counter(), created))
 
     for start in range(0, len(urls), burst):
         await asyncio.gather(*(post(url) for url in urls[start : start + burst]))
+        await asyncio.sleep(rng.uniform(0, gap_ms) / 1000)
+
+
+async def push_events_org(
+    http: httpx.AsyncClient,
+    org: str,
+    urls: list[str],
+    burst: int,
+    gap_ms: float,
+    rng: random.Random,
+    posted: list[Posted],
+    *,
+    server_ahead: Counter[str],
+) -> None:
+    """One replica client: each ``burst`` of links is one push of LinkCreated events, as a client of the sync protocol saves.
+
+    A push whose parent is behind the log is answered ``server_ahead`` with the
+    head; a link's creation depends on nothing in the log, so the client pushes
+    the same events again on that head (a replica that had state to rebase would
+    pull first).
+    """
+    client_id = f"burst-client-{uuid.uuid4().hex[:8]}"
+    parent = 0
+    for start in range(0, len(urls), burst):
+        links = [(url, ev.new_id()) for url in urls[start : start + burst]]
+        events = [
+            ev.NewEvent.of(
+                ev.LinkCreated(id=link_id, url=url, domain=httpx.URL(url).netloc.decode(), createdAt=ev.utc_now()),
+                client_id=client_id,
+                session_id=client_id,
+            ).to_json()
+            for url, link_id in links
+        ]
+        sent = time.perf_counter()
+        while True:
+            response = await http.post(f"/v1/orgs/{org}/events", json={"parent": parent, "events": events})
+            if response.status_code != 409:
+                break
+            server_ahead[org] += 1
+            parent = response.json()["head"]
+        accepted = response.status_code == 200
+        if accepted:
+            parent = response.json()["head"]
+        acked = time.perf_counter()
+        posted.extend(
+            Posted(org, url, response.status_code, link_id if accepted else None, sent, acked, accepted)
+            for url, link_id in links
+        )
         await asyncio.sleep(rng.uniform(0, gap_ms) / 1000)
 
 
@@ -515,6 +567,8 @@ class Burst:
     """When the last client's last POST was answered."""
     probe: list[Posted] = field(default_factory=list)
     """The probe org's saves, one every ``--probe-interval`` seconds while the burst ran."""
+    server_ahead: int = 0
+    """Pushes answered 409 ``server_ahead`` and sent again (``--saves events``)."""
 
 
 async def probe_saves(http: httpx.AsyncClient, org: str, page_base: str, interval: float, posted: list[Posted]) -> None:
@@ -524,7 +578,10 @@ async def probe_saves(http: httpx.AsyncClient, org: str, page_base: str, interva
         url = f"{page_base}/missing/probe-{number}"
         sent = time.perf_counter()
         response = await http.post(f"/v1/orgs/{org}/links", json={"url": url})
-        posted.append(Posted(org, url, response.status_code, response.json().get("id"), sent, time.perf_counter()))
+        link_id = response.json().get("id")
+        posted.append(
+            Posted(org, url, response.status_code, link_id, sent, time.perf_counter(), response.status_code == 201)
+        )
         number += 1
         await asyncio.sleep(max(0.0, interval - (time.perf_counter() - sent)))
 
@@ -564,8 +621,10 @@ async def run_burst(
     ]
     posted: list[Posted] = []
     started = time.perf_counter()
+    server_ahead: Counter[str] = Counter()
+    pusher = functools.partial(push_events_org, server_ahead=server_ahead) if options.saves == "events" else push_org
     pushers = [
-        push_org(
+        pusher(
             clients[org],
             org,
             paths[i :: options.clients],
@@ -615,7 +674,7 @@ async def run_burst(
     logs = {org: await pull_log(clients[org], org) for org in plan}
     for http in clients.values():
         await http.aclose()
-    return Burst(posted, followers, logs, started, kind, pushed_at, probed)
+    return Burst(posted, followers, logs, started, kind, pushed_at, probed, sum(server_ahead.values()))
 
 
 RAY_HELPERS = {
@@ -890,6 +949,9 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
         "fetch_concurrency": options.fetch_concurrency,
         "summarize_concurrency": options.summarize_concurrency,
         "serve_app_name": APP_NAME,
+        # The machinery's pages are all on one loopback host: the politeness
+        # limit (2 fetches at once per host) would measure the gate, not the events.
+        **({"fetch_per_host": options.fetch_concurrency} if options.machinery else {}),
     }
     settings = load_settings(**overrides)
     warmup = f"{next(iter(plan))}-warmup"
@@ -1000,6 +1062,7 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
     cold_first = [o["cold_first_terminal_s"] for o in system.by_org.values() if o["cold_first_terminal_s"] is not None]
     return {
         "mode": "quick" if options.quick else "full",
+        "saves": options.saves,
         "seed": options.seed,
         "orgs": len(plan),
         "links": links,
@@ -1009,7 +1072,7 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
         "cluster_cpus": system.cluster_cpus,
         "duplicates": sum(len(a.duplicates) for a in audits.values()),
         "lost": sum(len(a.lost) for a in audits.values()),
-        "not_created": sum(p.status != 201 for p in burst.posted) + links - len(burst.posted),
+        "not_created": sum(not p.created for p in burst.posted) + links - len(burst.posted),
         "follower": burst.follower_kind,
         "follower_out_of_order": sum(f.out_of_order for f in burst.followers.values()),
         "resumed": sum(a.resumed for a in audits.values()),
@@ -1019,6 +1082,7 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
         "seconds": round(system.run.seconds, 2),
         "bare_seconds": round(bare.seconds, 2),
         "posts_per_s": round(len(burst.posted) / post_seconds, 1),
+        "server_ahead": burst.server_ahead,
         "links_per_s": round(system.run.links_per_s, 2),
         "bare_links_per_s": round(bare.links_per_s, 2),
         "throughput_ratio": round(system.run.links_per_s / bare.links_per_s, 3) if bare.links_per_s else None,
@@ -1098,6 +1162,8 @@ def markdown(result: JSON) -> str:
 
 MACHINERY_KEYS = (
     "mode",
+    "saves",
+    "server_ahead",
     "orgs",
     "links",
     "duplicates",
@@ -1135,8 +1201,10 @@ def machinery_markdown(result: JSON) -> str:
         "| | machinery |",
         "| --- | ---: |",
         f"| links (pages answer 404 at once) | {result['links']} |",
-        f"| links/s (first POST → last terminal) | {result['links_per_s']:.1f} |",
-        f"| POSTs/s | {result['posts_per_s']:.1f} |",
+        f"| saved as | {'a push of LinkCreated events per burst' if result['saves'] == 'events' else 'a POST per link'} |",
+        f"| links/s (first save → last terminal) | {result['links_per_s']:.1f} |",
+        f"| links saved/s | {result['posts_per_s']:.1f} |",
+        f"| pushes answered server_ahead (sent again) | {result['server_ahead']} |",
         f"| CPU ms per link | {result['cpu_ms_per_link']:.1f} |",
         f"| duplicates / lost | {result['duplicates']} / {result['lost']} |",
         "",
@@ -1193,14 +1261,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--machinery",
         action="store_true",
-        help="one org, 3,000 links (600 with --quick) whose pages answer 404 at once: the event machinery alone",
+        help="one org, 3,000 links (600 with --quick) whose pages answer 404 at once, pushed as LinkCreated events"
+        " by two replica clients in bursts of 50: the event machinery alone",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy every Ray process: benchmarks/results/profile/")
     parser.add_argument("--probe-interval", type=float, default=0.5, help="seconds between the probe org's saves")
     parser.add_argument("--orgs", type=int, help="orgs (overrides the mode)")
     parser.add_argument("--links", type=int, help="links per org (overrides the mode)")
-    parser.add_argument("--clients", type=int, help="concurrent clients pushing per org (4; 8 with --machinery)")
-    parser.add_argument("--burst", type=int, help="links a client saves at once (5; 10 with --machinery)")
+    parser.add_argument("--clients", type=int, help="concurrent clients pushing per org (4; 2 with --machinery)")
+    parser.add_argument("--burst", type=int, help="links a client saves at once (5; 50 with --machinery)")
+    parser.add_argument(
+        "--saves",
+        choices=("posts", "events"),
+        help="how clients save: a POST /links per link, or a push of LinkCreated events per burst"
+        " (posts; events with --machinery)",
+    )
     parser.add_argument(
         "--gap-ms", type=float, help="most a client pauses between its bursts, seeded (100; 10 with --machinery)"
     )
@@ -1223,8 +1298,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if options.machinery:
         options.orgs = options.orgs or 1
         options.links = options.links or (600 if options.quick else 3000)
-    options.clients = options.clients or (8 if options.machinery else 4)
-    options.burst = options.burst or (10 if options.machinery else 5)
+    options.clients = options.clients or (2 if options.machinery else 4)
+    options.burst = options.burst or (50 if options.machinery else 5)
+    options.saves = options.saves or ("events" if options.machinery else "posts")
     options.gap_ms = options.gap_ms if options.gap_ms is not None else (10.0 if options.machinery else 100.0)
     options.orgs = options.orgs or (3 if options.quick else 10)
     options.links = options.links or (40 if options.quick else 100)
