@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -494,7 +494,7 @@ async def push_org(
     rng: random.Random,
     posted: list[Posted],
 ) -> None:
-    """One client: ``burst`` links at once, then a seeded pause of up to ``gap_ms``, until its share is saved."""
+    """One client: a ``POST /links`` per link, ``burst`` of them at once (see :func:`in_bursts`)."""
 
     async def post(url: str) -> None:
         sent = time.perf_counter()
@@ -503,8 +503,18 @@ async def push_org(
         created = response.status_code == 201
         posted.append(Posted(org, url, response.status_code, link_id, sent, time.perf_counter(), created))
 
+    async def post_each(links: list[str]) -> None:
+        await asyncio.gather(*(post(url) for url in links))
+
+    await in_bursts(urls, burst, gap_ms, rng, post_each)
+
+
+async def in_bursts(
+    urls: list[str], burst: int, gap_ms: float, rng: random.Random, save: Callable[[list[str]], Awaitable[None]]
+) -> None:
+    """A client's pace: ``burst`` links saved at once, then a seeded pause of up to ``gap_ms``, until all are saved."""
     for start in range(0, len(urls), burst):
-        await asyncio.gather(*(post(url) for url in urls[start : start + burst]))
+        await save(urls[start : start + burst])
         await asyncio.sleep(rng.uniform(0, gap_ms) / 1000)
 
 
@@ -528,8 +538,10 @@ async def push_events_org(
     """
     client_id = f"burst-client-{uuid.uuid4().hex[:8]}"
     parent = 0
-    for start in range(0, len(urls), burst):
-        links = [(url, ev.new_id()) for url in urls[start : start + burst]]
+
+    async def push(batch: list[str]) -> None:
+        nonlocal parent
+        links = [(url, ev.new_id()) for url in batch]
         events = [
             ev.NewEvent.of(
                 ev.LinkCreated(id=link_id, url=url, domain=httpx.URL(url).netloc.decode(), createdAt=ev.utc_now()),
@@ -553,7 +565,8 @@ async def push_events_org(
             Posted(org, url, response.status_code, link_id if accepted else None, sent, acked, accepted)
             for url, link_id in links
         )
-        await asyncio.sleep(rng.uniform(0, gap_ms) / 1000)
+
+    await in_bursts(urls, burst, gap_ms, rng, push)
 
 
 @dataclass
