@@ -15,8 +15,9 @@ two are compared.
     python benchmarks/burst.py --machinery --quick      # one org, 600 links pushed as events, pages answer 404 at once
     python benchmarks/burst.py --address auto --page-host 10.0.0.5   # a running cluster
 
-While the burst runs, a probe client in another org saves one link every
-0.5 s: its POST latency is the save latency a user sees under load.
+While the burst runs, a probe client in another org, live since the warm-up,
+saves one link every 0.5 s: its POST latency is the save latency a user sees
+under load.
 
 Writes benchmarks/results/burst.json (machinery.json) and burst.png and prints
 markdown tables: the run, and CPU per link by role against its budget.
@@ -939,6 +940,7 @@ class System:
     memory: MemorySampler
     cluster_cpus: float
     by_org: dict[str, JSON]
+    parse_priority: str
     profile: dict[str, JSON] | None = None
 
 
@@ -962,6 +964,7 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
         "fetch_concurrency": options.fetch_concurrency,
         "summarize_concurrency": options.summarize_concurrency,
         "serve_app_name": APP_NAME,
+        **({"parse_priority": options.parse_priority} if options.parse_priority else {}),
         # The machinery's pages are all on one loopback host: the politeness
         # limit (2 fetches at once per host) would measure the gate, not the events.
         **({"fetch_per_host": options.fetch_concurrency} if options.machinery else {}),
@@ -986,7 +989,11 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
         base = f"http://127.0.0.1:{options.port}{ROUTE_PREFIX}"
         # Warm Ray's parse workers and the summarizer, as the bare pool is warmed; the measured orgs start cold.
         width = 2 * (os.cpu_count() or 1)
-        warm_plan = {warmup: [pages.base + path for path in next(iter(plan.values()))[:width]]}
+        # The probe org saves one link here, so that its saves under load are a live org's, not a cold start's.
+        warm_plan = {
+            warmup: [pages.base + path for path in next(iter(plan.values()))[:width]],
+            probe_org: [f"{pages.base}/missing/probe-warm-up"],
+        }
         with tqdm(total=width, desc="system warm-up", unit="link") as bar:
             asyncio.run(run_burst(base, tokens, warm_plan, options, bar))
         profiler = Profiler(options.out / "profile") if options.profile else None
@@ -1040,7 +1047,7 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
         by_org[org]["cold_first_terminal_s"] = None if first_terminal is None else round(first_terminal - first_post, 2)
     run.seconds = max(run.done_at, default=0.0)
     run.cpu_s = memory.cpu.seconds
-    return System(run, burst, audits, memory, cluster_cpus, by_org, profile)
+    return System(run, burst, audits, memory, cluster_cpus, by_org, settings.parse_priority, profile)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -1081,6 +1088,7 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
         "links": links,
         "page_delay_ms": options.page_delay_ms,
         "lanes": {"fetch": options.fetch_concurrency, "summarize": options.summarize_concurrency},
+        "parse_priority": system.parse_priority,
         "cpus": os.cpu_count(),
         "cluster_cpus": system.cluster_cpus,
         "duplicates": sum(len(a.duplicates) for a in audits.values()),
@@ -1295,6 +1303,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--page-delay-ms", type=float, default=100.0, help="the page server's delay per request")
     parser.add_argument(
         "--synthetic-share", type=float, default=0.25, help="share of synthetic pages among each org's links"
+    )
+    parser.add_argument(
+        "--parse-priority",
+        choices=("idle", "nice", "normal"),
+        help="how batch work yields to saves and sync: SCHED_IDLE, nice 19, or as is (LINKPROC_PARSE_PRIORITY's default)",
     )
     parser.add_argument("--fetch-concurrency", type=int, default=8, help="fetch lane per org (system and bare)")
     parser.add_argument("--summarize-concurrency", type=int, default=3, help="summarize lane per org (system and bare)")
