@@ -9,7 +9,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from linkproc_ray.adapters.serve import MODEL_SUMMARIZERS
+from linkproc_ray.adapters.serve import INGRESS_MAX_ONGOING_REQUESTS, MODEL_SUMMARIZERS
 from linkproc_ray.config import load_settings
 from linkproc_ray.errors import ConfigError
 from linkproc_ray.summarize.extractive import ExtractiveSummarizer
@@ -36,7 +36,7 @@ def test_config_is_a_valid_serve_deploy_schema(name: str) -> None:
     (app,) = schema.applications
     assert app.import_path == "linkproc_ray.adapters.serve:build_app"
     deployments = _deployments(schema)
-    assert deployments["Ingress"].max_ongoing_requests == 100
+    assert deployments["Ingress"].max_ongoing_requests == INGRESS_MAX_ONGOING_REQUESTS
     assert app.logging_config.enable_access_log is False
 
 
