@@ -5,7 +5,7 @@ another detached actor's tasks; each org's processor is one. These tests run
 steps from real detached actors standing in for two orgs' processors, and
 check that the workers are shared, that a cancelled step stops, and that a
 dispatcher killed mid-step does not lose it. Batch work runs at batch
-priority: parse workers and processors, every thread of them, at niceness 19.
+priority: parse workers and processors, every thread of them, in SCHED_IDLE.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def test_two_orgs_steps_run_in_the_same_warm_workers(ray_cluster):
     assert ray.get(dispatcher.stats.remote())["submitted"] >= 12
 
 
-def thread_niceness(pid: int) -> set[int]:
-    return {os.getpriority(os.PRIO_PROCESS, thread.id) for thread in psutil.Process(pid).threads()}
+def thread_policies(pid: int) -> set[int]:
+    return {os.sched_getscheduler(thread.id) for thread in psutil.Process(pid).threads()}
 
 
 def actor_pid(name: str) -> int:
@@ -76,10 +76,10 @@ def actor_pid(name: str) -> int:
 def test_processors_and_parse_workers_run_at_batch_priority_and_backends_do_not(api, page_server, org):
     link = api.post("/links", json={"url": page_server.article_url(article_ids()[5])}).json()
     assert wait_for(lambda: api.get(f"/links/{link['id']}").json()["summary"])
-    assert thread_niceness(actor_pid(processor_name(org))) == {19}
-    assert 19 not in thread_niceness(actor_pid(backend_name(org)))  # saves keep Ray's priority
+    assert thread_policies(actor_pid(processor_name(org))) == {os.SCHED_IDLE}
+    assert os.SCHED_IDLE not in thread_policies(actor_pid(backend_name(org)))  # saves keep Ray's priority
     parse_worker = asyncio.run(cpu_runner(0.5)(os.getpid, timeout=10))
-    assert thread_niceness(parse_worker) == {19}
+    assert thread_policies(parse_worker) == {os.SCHED_IDLE}
 
 
 def test_a_cancelled_step_stops_running(ray_cluster):

@@ -16,7 +16,8 @@ workers, and the processors themselves) lower their own priority once, every
 thread of them (Linux keeps niceness and policy per thread; threads started
 later inherit them): ``nice`` makes Ray's niceness 15 into 19, ``idle`` puts
 them in ``SCHED_IDLE`` (they run only when nothing else wants the CPU),
-``normal`` leaves them as Ray set them.
+``normal`` leaves them as Ray set them. Where the platform has no
+``SCHED_IDLE`` (macOS), ``idle`` falls back to niceness 19.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def lower_priority(priority: Priority) -> None:
         return
     for thread in _threads():
         try:
-            if priority == "idle":
+            if priority == "idle" and hasattr(os, "SCHED_IDLE"):
                 os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
             else:
                 os.setpriority(os.PRIO_PROCESS, thread, 19)
@@ -131,7 +132,7 @@ def dispatcher_handle() -> Any:
     ).remote()
 
 
-def cpu_runner(num_cpus: float, priority: Priority = "nice") -> Callable[..., Awaitable[Any]]:
+def cpu_runner(num_cpus: float, priority: Priority = "idle") -> Callable[..., Awaitable[Any]]:
     """Run CPU-heavy steps as stateless Ray tasks spread over the cluster's CPUs, at batch priority."""
 
     async def run(step: Step, *args: Any, timeout: float) -> Any:
