@@ -1077,6 +1077,9 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
     under_load = [p for p in burst.probe if p.sent < last_terminal]
     pushing = [p for p in under_load if p.sent < burst.pushed_at]
     draining = [p for p in under_load if p.sent >= burst.pushed_at]
+    by_org_posts: dict[str, list[Posted]] = {}
+    for p in burst.posted:
+        by_org_posts.setdefault(p.org, []).append(p)
     bare_ms_per_link = 1000 * bare.cpu_s / links if bare.cpu_s else None
     system_ms_per_link = 1000 * system.run.cpu_s / links
     cold_first = [o["cold_first_terminal_s"] for o in system.by_org.values() if o["cold_first_terminal_s"] is not None]
@@ -1115,6 +1118,11 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
             "pushing": len(pushing),
             "draining": len(draining),
             "failed": sum(p.status >= 300 for p in burst.probe),
+            "pushed_s": round(burst.pushed_at - burst.started, 2),
+            "backends_up_s": round(
+                max(min(p.acked for p in mine) for mine in by_org_posts.values()) - burst.started, 2
+            ),
+            "timeline": [[round(p.sent - burst.started, 2), round((p.acked - p.sent) * 1000, 1)] for p in under_load],
         },
         "first_terminal_s": percentiles(cold_first),
         "latency_ms": latency,
