@@ -1041,6 +1041,8 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
             "last_terminal_s": round(max(done, default=0), 1),
         }
         first_post = min((p.sent for p in burst.posted if p.org == org), default=burst.started)
+        first_acked = min((p.acked for p in burst.posted if p.org == org), default=burst.started)
+        by_org[org]["first_save_acked_s"] = round(first_acked - burst.started, 2)
         first_terminal = min(
             (follower.terminal_seen[link] for link in ids[org] if link in follower.terminal_seen), default=None
         )
@@ -1077,9 +1079,6 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
     under_load = [p for p in burst.probe if p.sent < last_terminal]
     pushing = [p for p in under_load if p.sent < burst.pushed_at]
     draining = [p for p in under_load if p.sent >= burst.pushed_at]
-    by_org_posts: dict[str, list[Posted]] = {}
-    for p in burst.posted:
-        by_org_posts.setdefault(p.org, []).append(p)
     bare_ms_per_link = 1000 * bare.cpu_s / links if bare.cpu_s else None
     system_ms_per_link = 1000 * system.run.cpu_s / links
     cold_first = [o["cold_first_terminal_s"] for o in system.by_org.values() if o["cold_first_terminal_s"] is not None]
@@ -1119,9 +1118,7 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
             "draining": len(draining),
             "failed": sum(p.status >= 300 for p in burst.probe),
             "pushed_s": round(burst.pushed_at - burst.started, 2),
-            "backends_up_s": round(
-                max(min(p.acked for p in mine) for mine in by_org_posts.values()) - burst.started, 2
-            ),
+            "backends_up_s": max((o["first_save_acked_s"] for o in system.by_org.values()), default=None),
             "timeline": [[round(p.sent - burst.started, 2), round((p.acked - p.sent) * 1000, 1)] for p in under_load],
         },
         "first_terminal_s": percentiles(cold_first),

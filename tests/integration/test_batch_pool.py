@@ -31,7 +31,7 @@ class DetachedCaller:
     """Submits batch steps from inside a detached actor, as an org's processor does."""
 
     async def worker_pids(self, steps: int) -> list[int]:
-        run = cpu_runner(0.5)
+        run = cpu_runner(0.5, "idle")
         return [await run(os.getpid, timeout=10) for _ in range(steps)]
 
 
@@ -78,13 +78,13 @@ def test_processors_and_parse_workers_run_at_batch_priority_and_backends_do_not(
     assert wait_for(lambda: api.get(f"/links/{link['id']}").json()["summary"])
     assert thread_policies(actor_pid(processor_name(org))) == {os.SCHED_IDLE}
     assert os.SCHED_IDLE not in thread_policies(actor_pid(backend_name(org)))  # saves keep Ray's priority
-    parse_worker = asyncio.run(cpu_runner(0.5)(os.getpid, timeout=10))
+    parse_worker = asyncio.run(cpu_runner(0.5, "idle")(os.getpid, timeout=10))
     assert thread_policies(parse_worker) == {os.SCHED_IDLE}
 
 
 def test_a_cancelled_step_stops_running(ray_cluster):
     async def cancel_a_long_step() -> None:
-        step = asyncio.ensure_future(cpu_runner(0.5)(time.sleep, 60, timeout=120))
+        step = asyncio.ensure_future(cpu_runner(0.5, "idle")(time.sleep, 60, timeout=120))
         await asyncio.to_thread(wait_for, running_steps, 30)
         step.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -96,7 +96,7 @@ def test_a_cancelled_step_stops_running(ray_cluster):
 
 def test_a_step_survives_its_dispatcher_being_killed(ray_cluster):
     async def step_across_a_kill() -> object:
-        step = asyncio.ensure_future(cpu_runner(0.5)(time.sleep, 3, timeout=30))
+        step = asyncio.ensure_future(cpu_runner(0.5, "idle")(time.sleep, 3, timeout=30))
         await asyncio.to_thread(wait_for, running_steps, 30)
         ray.kill(dispatcher_handle(), no_restart=False)
         return await step

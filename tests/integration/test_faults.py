@@ -252,7 +252,7 @@ def test_processing_metrics_are_scrapeable_from_ray(api, page_server, org, metri
 
 
 def test_a_parse_task_that_outlives_its_timeout_fails_typed(ray_cluster):
-    run = cpu_runner(0.5)
+    run = cpu_runner(0.5, "idle")
     started = time.monotonic()
     with pytest.raises(ParseTimeout):
         asyncio.run(run(time.sleep, 30, timeout=0.5))

@@ -132,7 +132,7 @@ def dispatcher_handle() -> Any:
     ).remote()
 
 
-def cpu_runner(num_cpus: float, priority: Priority = "idle") -> Callable[..., Awaitable[Any]]:
+def cpu_runner(num_cpus: float, priority: Priority) -> Callable[..., Awaitable[Any]]:
     """Run CPU-heavy steps as stateless Ray tasks spread over the cluster's CPUs, at batch priority."""
 
     async def run(step: Step, *args: Any, timeout: float) -> Any:
