@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.capacity_model import LiveOrg, Node, live_orgs_per_node  # noqa: E402
+from benchmarks.ray_floor import cores_used, cpu_seconds, start_empty_actors  # noqa: E402
 
 from linkproc_ray.adapters.actors import backend_handle, processor_handle  # noqa: E402
 from linkproc_ray.config import NAMESPACE, Settings  # noqa: E402
@@ -46,18 +47,14 @@ class Result:
     idle_cpu_cores_per_pair: float
     logical_cpus_per_pair: float
     reserved_memory_mib_per_pair: float
+    ray_floor_cores_per_pair: float
+    """Idle CPU of two empty Ray actors in the same window: what no code of ours could remove."""
+    idle_cpu_cores_per_process: dict[str, float]
+    """Idle CPU of one backend, one processor and one empty Ray actor, measured in the same window."""
     mib_per_process: dict[str, dict[str, float]]
     """RSS/PSS/USS of one backend, one processor and one empty Ray actor (Ray's own floor), measured together."""
     boot_seconds: float
     machine: str
-
-
-@ray.remote(num_cpus=0)
-class EmptyActor:
-    """An actor with no code of ours: what any Ray actor process costs before the org's work is loaded."""
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 def pids_of(org: str, settings: Settings) -> list[int]:
@@ -87,14 +84,6 @@ def memory_of(pids: list[int]) -> tuple[float, float, float]:
     return rss / MIB, pss / MIB, uss / MIB
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        times = psutil.Process(pid).cpu_times()
-        total += times.user + times.system
-    return total
-
-
 def measure(orgs: int, idle: float, data_dir: Path) -> Result:
     settings = Settings(data_dir=data_dir, jwt_secret="capacity-benchmark-secret-long-enough")
     names = [f"capacity-{i}" for i in range(orgs)]
@@ -109,13 +98,18 @@ def measure(orgs: int, idle: float, data_dir: Path) -> Result:
     # Let start-up work (imports, first pulls) finish before the idle window.
     time.sleep(5)
     rss, pss, uss = memory_of(pids)
-    before = cpu_seconds(pids)
+    # Then as many empty actors as org actors beside them, so that PSS splits shared pages alike
+    # and the idle window measures Ray's floor next to our actors.
+    _empty, empty_pids = start_empty_actors(len(pids))
+    time.sleep(5)
+    before = cpu_seconds([*pids, *empty_pids])
     time.sleep(idle)
-    used = cpu_seconds(pids) - before
-    # Then as many empty actors as org actors beside them, so that PSS splits shared pages alike.
-    empty = [EmptyActor.remote() for _ in pids]  # type: ignore[attr-defined]
-    empty_pids = ray.get([actor.pid.remote() for actor in empty])
-    time.sleep(2)
+    after = cpu_seconds([*pids, *empty_pids])
+    idle_cores = {
+        "backend": cores_used(before, after, pids[0::2], idle) / orgs,
+        "processor": cores_used(before, after, pids[1::2], idle) / orgs,
+        "empty_ray_actor": cores_used(before, after, empty_pids, idle) / len(empty_pids),
+    }
     by_process = {
         "backend": per_process(pids[0::2]),
         "processor": per_process(pids[1::2]),
@@ -127,7 +121,9 @@ def measure(orgs: int, idle: float, data_dir: Path) -> Result:
         rss_mib_per_pair=round(rss / orgs, 1),
         pss_mib_per_pair=round(pss / orgs, 1),
         uss_mib_per_pair=round(uss / orgs, 1),
-        idle_cpu_cores_per_pair=round(used / idle / orgs, 4),
+        idle_cpu_cores_per_pair=round(idle_cores["backend"] + idle_cores["processor"], 4),
+        ray_floor_cores_per_pair=round(2 * idle_cores["empty_ray_actor"], 4),
+        idle_cpu_cores_per_process={role: round(cores, 5) for role, cores in idle_cores.items()},
         logical_cpus_per_pair=2 * settings.actor_num_cpus,
         reserved_memory_mib_per_pair=2 * settings.actor_memory_mb,
         mib_per_process=by_process,
@@ -178,13 +174,15 @@ def main() -> None:
         ("PSS MiB", result.pss_mib_per_pair),
         ("USS MiB", result.uss_mib_per_pair),
         ("idle CPU (cores)", result.idle_cpu_cores_per_pair),
+        ("  Ray's floor (2 empty actors)", result.ray_floor_cores_per_pair),
         ("Ray logical CPUs", result.logical_cpus_per_pair),
         ("Ray memory reserved MiB", result.reserved_memory_mib_per_pair),
     ):
         print(f"{label:<28}{value:>10}")
-    print(f"\n{'MiB per process':<28}{'RSS':>8}{'PSS':>8}{'USS':>8}")
+    print(f"\n{'per process':<28}{'RSS MiB':>8}{'PSS':>8}{'USS':>8}{'idle cores':>12}")
     for role, memory in result.mib_per_process.items():
-        print(f"{role:<28}{memory['rss']:>8}{memory['pss']:>8}{memory['uss']:>8}")
+        cores = result.idle_cpu_cores_per_process[role]
+        print(f"{role:<28}{memory['rss']:>8}{memory['pss']:>8}{memory['uss']:>8}{cores:>12}")
     for entry in nodes:
         node = entry["node"]
         limits = ", ".join(f"{k} {v}" for k, v in entry["limits"].items())

@@ -46,6 +46,7 @@ from benchmarks.burst import (  # noqa: E402 - after the path set-up above
     ray_processes,
 )
 from benchmarks.local_system import local_system  # noqa: E402
+from benchmarks.ray_floor import cores_used, cpu_seconds, start_empty_actors  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SECRET = "storm-benchmark-secret-that-is-long-enough-for-hs256"
@@ -132,35 +133,29 @@ def memory_by_role(pids: dict[str, dict[str, int]]) -> dict[str, JSON]:
     }
 
 
-def idle_cpu_per_org(pids: dict[str, dict[str, int]], seconds: float) -> dict[str, Any]:
-    """Cores each live org's two actors use while nobody saves anything, over ``seconds``."""
-    import psutil
+def idle_cpu_per_org(pids: dict[str, dict[str, int]], seconds: float, floor_actors: int = 4) -> dict[str, Any]:
+    """Cores each live org's two actors use while nobody saves anything, over ``seconds``.
 
-    def cpu_times() -> dict[int, float]:
-        out: dict[int, float] = {}
-        for roles in pids.values():
-            for pid in roles.values():
-                try:
-                    times = psutil.Process(pid).cpu_times()
-                except psutil.NoSuchProcess:
-                    continue
-                out[pid] = times.user + times.system
-        return out
-
-    before = cpu_times()
+    A few empty Ray actors idle in the same window: their CPU is Ray's floor,
+    which an org pair pays twice whatever our code does.
+    """
+    _empty, empty_pids = start_empty_actors(floor_actors)
+    time.sleep(2)  # the empty actors' own start-up is not idling
+    org_pids = [pid for roles in pids.values() for pid in roles.values()]
+    before = cpu_seconds([*org_pids, *empty_pids])
     time.sleep(seconds)
-    after = cpu_times()
-    per_org = []
-    for roles in pids.values():
-        spent = sum(after[p] - before[p] for p in roles.values() if p in before and p in after)
-        per_org.append(spent / seconds)
+    after = cpu_seconds([*org_pids, *empty_pids])
+    per_org = [cores_used(before, after, roles.values(), seconds) for roles in pids.values()]
     mean = sum(per_org) / len(per_org) if per_org else 0.0
+    floor_per_pair = 2 * cores_used(before, after, empty_pids, seconds) / len(empty_pids)
     return {
         "seconds": seconds,
         "orgs": len(per_org),
         "mean_cores": round(mean, 5),
         "max_cores": round(max(per_org, default=0.0), 5),
         "percent_of_a_core": round(100 * mean, 3),
+        "ray_floor_percent_per_pair": round(100 * floor_per_pair, 3),
+        "above_floor_percent": round(100 * (mean - floor_per_pair), 3),
     }
 
 
@@ -272,6 +267,7 @@ def markdown(result: JSON) -> str:
             for role, m in roles.items()
         ),
         ("idle CPU per live org (% of a core)", f"{result['idle_cpu_per_org']['percent_of_a_core']:.2f}"),
+        ("  of it Ray's floor (two empty actors)", f"{result['idle_cpu_per_org']['ray_floor_percent_per_pair']:.2f}"),
         ("lost / duplicates / failed", f"{result['lost']} / {result['duplicates']} / {result['failed']}"),
     ]
     return "\n".join(["| | storm |", "| --- | ---: |", *(f"| {name} | {value} |" for name, value in rows)])
