@@ -113,10 +113,11 @@ events, sync and the ingress, split by where it is paid.
 
 
 def role_of(actor_class: str) -> str:
-    """A process's role from its Ray actor class: Serve replicas by deployment, the proxy, our actors, else other."""
+    """A process's role from its Ray actor class: Serve replicas by deployment, the front door (Serve's proxy or
+    HAProxy and its manager), our actors, else other."""
     if actor_class.startswith("ServeReplica:"):
         return actor_class.rsplit(":", 1)[-1]
-    if actor_class == "ProxyActor":
+    if actor_class in ("ProxyActor", "HAProxyManager", "HAProxy"):
         return "proxy"
     if actor_class == "BatchDispatcherActor":
         return "batch dispatcher"
@@ -695,6 +696,7 @@ RAY_HELPERS = {
     "ray::DashboardAgent": "DashboardAgent",
     "ray::RuntimeEnvAgent": "RuntimeEnvAgent",
     "log_monitor.py": "log monitor",
+    "haproxy": "HAProxy",
     "monitor.py": "autoscaler monitor",
     "dashboard.py": "dashboard head",
 }
@@ -710,7 +712,7 @@ def ray_helper_role(cmdline: Sequence[str]) -> str | None:
     return None
 
 
-UNPROFILED_ROLES = frozenset({"raylet", "gcs_server", "ServeController"})
+UNPROFILED_ROLES = frozenset({"raylet", "gcs_server", "HAProxy", "ServeController"})
 """Processes py-spy cannot read (C++) or that are not on the path of a link."""
 
 
@@ -941,6 +943,7 @@ class System:
     cluster_cpus: float
     by_org: dict[str, JSON]
     parse_priority: str
+    front_door: str | None
     profile: dict[str, JSON] | None = None
 
 
@@ -973,15 +976,25 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
     warmup = f"{next(iter(plan))}-warmup"
     probe_org = f"{next(iter(plan))}-probe"
     tokens = {org: issue_token(settings, org, ttl=3 * 3600) for org in [*plan, warmup, probe_org]}
+    from linkproc_ray.adapters.front_door import (
+        HAPROXY_SWITCH,
+        local_front_door,
+        local_front_door_kind,
+        ray_environment,
+    )
     from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
 
-    ray.init(
-        address=options.address or "local",
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        **({} if options.address else {"_system_config": RAY_SYSTEM_CONFIG}),
-    )
+    if options.front_door:
+        os.environ[HAPROXY_SWITCH] = "1" if options.front_door == "haproxy" else "0"
+    front_door = None if options.address else local_front_door_kind()
+    with ray_environment({} if options.address else local_front_door()):
+        ray.init(
+            address=options.address or "local",
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            **({} if options.address else {"_system_config": RAY_SYSTEM_CONFIG}),
+        )
     try:
         quiet = {"enable_access_log": False, "log_level": "WARNING"}
         serve.start(http_options={"host": "127.0.0.1", "port": options.port}, logging_config=quiet)
@@ -1049,7 +1062,7 @@ def run_system(plan: dict[str, list[str]], pages: PageProcess, host_port: str, o
         by_org[org]["cold_first_terminal_s"] = None if first_terminal is None else round(first_terminal - first_post, 2)
     run.seconds = max(run.done_at, default=0.0)
     run.cpu_s = memory.cpu.seconds
-    return System(run, burst, audits, memory, cluster_cpus, by_org, settings.parse_priority, profile)
+    return System(run, burst, audits, memory, cluster_cpus, by_org, settings.parse_priority, front_door, profile)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -1091,6 +1104,7 @@ def build_result(plan: dict[str, list[str]], system: System, bare: Run, options:
         "page_delay_ms": options.page_delay_ms,
         "lanes": {"fetch": options.fetch_concurrency, "summarize": options.summarize_concurrency},
         "parse_priority": system.parse_priority,
+        "front_door": system.front_door,
         "cpus": os.cpu_count(),
         "cluster_cpus": system.cluster_cpus,
         "duplicates": sum(len(a.duplicates) for a in audits.values()),
@@ -1313,6 +1327,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--parse-priority",
         choices=("idle", "nice", "normal"),
         help="how batch work yields to saves and sync: SCHED_IDLE, nice 19, or as is (LINKPROC_PARSE_PRIORITY's default)",
+    )
+    parser.add_argument(
+        "--front-door",
+        choices=("haproxy", "proxy"),
+        help="what serves the local cluster's HTTP port: HAProxy or Serve's Python proxy (default: HAProxy where Ray "
+        "ships it, as `linkproc up`; RAY_SERVE_ENABLE_HA_PROXY=0 also keeps the proxy)",
     )
     parser.add_argument("--fetch-concurrency", type=int, default=8, help="fetch lane per org (system and bare)")
     parser.add_argument("--summarize-concurrency", type=int, default=3, help="summarize lane per org (system and bare)")

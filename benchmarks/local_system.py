@@ -46,31 +46,33 @@ def local_system(
     from ray import serve
     from ray.cluster_utils import Cluster
 
+    from linkproc_ray.adapters.front_door import local_front_door, ray_environment
     from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
     from linkproc_ray.adapters.serve import build_app
     from linkproc_ray.config import NAMESPACE
 
     system_config = {**RAY_SYSTEM_CONFIG, **(ray_config or {})}
     cluster: Cluster | None = None
-    if worker_nodes:
-        cluster = Cluster(
-            initialize_head=True,
-            head_node_args={"num_cpus": 0, "include_dashboard": False, "_system_config": system_config},
-        )
-        for _ in range(worker_nodes):
-            memory = {"memory": worker_memory_mib * 2**20} if worker_memory_mib else {}
-            cluster.add_node(num_cpus=max(1, (os.cpu_count() or 1) // worker_nodes), **memory)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
-    else:
-        ray.init(
-            address="local",
-            namespace=NAMESPACE,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            _system_config=system_config,
-        )
+    with ray_environment(local_front_door()):
+        if worker_nodes:
+            cluster = Cluster(
+                initialize_head=True,
+                head_node_args={"num_cpus": 0, "include_dashboard": False, "_system_config": system_config},
+            )
+            for _ in range(worker_nodes):
+                memory = {"memory": worker_memory_mib * 2**20} if worker_memory_mib else {}
+                cluster.add_node(num_cpus=max(1, (os.cpu_count() or 1) // worker_nodes), **memory)
+            cluster.wait_for_nodes()
+            ray.init(address=cluster.address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(
+                address="local",
+                namespace=NAMESPACE,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                _system_config=system_config,
+            )
     try:
         port = port or free_port()
         # One proxy: the raylets of a local cluster share this machine's ports.

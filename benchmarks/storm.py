@@ -293,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     from tests.pages import article_ids
 
+    from linkproc_ray.adapters.front_door import local_front_door_kind
     from linkproc_ray.adapters.local import RAY_SYSTEM_CONFIG
     from linkproc_ray.api.auth import issue_token
     from linkproc_ray.config import load_settings
@@ -348,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "orgs": options.orgs,
         "links_per_org": options.links,
         "cpus": os.cpu_count(),
+        "front_door": local_front_door_kind(),
         "post_ms": percentiles([p["ms"] for p in posts]),
         "first_post_ms": percentiles(list(first_posts.values())),
         "not_created": sum(p["status"] not in (200, 201) for p in posts),

@@ -62,16 +62,20 @@ def metrics_port() -> int:
 def ray_cluster(metrics_port: int) -> Iterator[None]:
     import ray
 
+    from linkproc_ray.adapters.front_door import local_front_door, ray_environment
+
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(
-        address="local",
-        num_cpus=4,
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        logging_level="WARNING",
-        log_to_driver=False,
-        _metrics_export_port=metrics_port,
-    )
+    # The front door `linkproc up` gets: HAProxy where Ray ships it.
+    with ray_environment(local_front_door()):
+        ray.init(
+            address="local",
+            num_cpus=4,
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            logging_level="WARNING",
+            log_to_driver=False,
+            _metrics_export_port=metrics_port,
+        )
     yield
     from ray import serve
 

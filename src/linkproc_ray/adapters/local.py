@@ -9,6 +9,7 @@ from typing import Any
 import ray
 from ray import serve
 
+from linkproc_ray.adapters.front_door import local_front_door, ray_environment
 from linkproc_ray.adapters.serve import build_app
 from linkproc_ray.config import NAMESPACE, Settings
 
@@ -42,15 +43,16 @@ RAY_SYSTEM_CONFIG: dict[str, Any] = {
 def start_local(settings: Settings, *, host: str, port: int, num_cpus: int | None, metrics_port: int) -> None:
     """Start Ray in this process and serve the app at ``http://host:port``; returns once it answers."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        address="local",
-        namespace=NAMESPACE,
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        _metrics_export_port=metrics_port,
-        _system_config=RAY_SYSTEM_CONFIG,
-    )
+    with ray_environment(local_front_door()):
+        ray.init(
+            address="local",
+            namespace=NAMESPACE,
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            _metrics_export_port=metrics_port,
+            _system_config=RAY_SYSTEM_CONFIG,
+        )
     serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
     serve.run(build_app(), name=settings.serve_app_name, route_prefix="/")
 

@@ -29,7 +29,7 @@ MODEL_SUMMARIZERS = frozenset({"vllm", "openai"})
 """Summarizers this app deploys as its own ``Summarizer`` deployment."""
 
 INGRESS_MAX_ONGOING_REQUESTS = 1000
-"""Requests one ingress replica holds at once; beyond it Serve's proxy queues them, in arrival order.
+"""Requests one ingress replica works on at once; beyond it they wait in arrival order (in the replica, behind HAProxy).
 
 A request mostly awaits an org's backend, and every WebSocket holds a slot for
 its lifetime. At 100, the saves that waited for cold orgs' backends filled the
