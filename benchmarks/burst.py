@@ -1203,6 +1203,7 @@ def markdown(result: JSON) -> str:
 MACHINERY_KEYS = (
     "mode",
     "saves",
+    "front_door",
     "server_ahead",
     "orgs",
     "links",
