@@ -105,18 +105,20 @@ def start_system(data_dir: Path, page_host: str, idle_ttl: float) -> str:
     import ray
     from ray import serve
 
+    from linkproc_ray.adapters.front_door import local_front_door, ray_environment
     from linkproc_ray.adapters.serve import build_app
     from linkproc_ray.config import NAMESPACE
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        address="local",
-        num_cpus=4,
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        logging_level="WARNING",
-        log_to_driver=False,
-    )
+    with ray_environment(local_front_door()):  # the front door `linkproc up` has
+        ray.init(
+            address="local",
+            num_cpus=4,
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            logging_level="WARNING",
+            log_to_driver=False,
+        )
     port = free_port()
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)

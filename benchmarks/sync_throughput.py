@@ -145,6 +145,7 @@ def main() -> None:
     import ray
     from ray import serve
 
+    from linkproc_ray.adapters.front_door import local_front_door, ray_environment
     from linkproc_ray.adapters.serve import build_app
     from linkproc_ray.api.auth import issue_token
     from linkproc_ray.config import NAMESPACE, load_settings
@@ -156,7 +157,8 @@ def main() -> None:
     events_per_org = {1: 200, 100: 3000} if args.quick else {1: 1000, 100: 20000}
 
     port = args.port or free_port()
-    ray.init(address=args.address or "local", namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
+    with ray_environment({} if args.address else local_front_door()):  # the front door `linkproc up` has
+        ray.init(address=args.address or "local", namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"enable_access_log": False})
     serve.run(build_app(overrides), name=settings.serve_app_name, route_prefix="/")
     base = f"http://127.0.0.1:{port}"

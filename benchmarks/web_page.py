@@ -151,6 +151,7 @@ def main() -> None:
     import ray
     from ray import serve
 
+    from linkproc_ray.adapters.front_door import local_front_door, ray_environment
     from linkproc_ray.adapters.serve import build_app
     from linkproc_ray.api.auth import issue_token
     from linkproc_ray.config import NAMESPACE, load_settings
@@ -158,7 +159,8 @@ def main() -> None:
     overrides = {"data_dir": tempfile.mkdtemp(prefix="linkproc-web-bench-"), "jwt_secret": SECRET}
     settings = load_settings(**overrides)
     port = free_port()
-    ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
+    with ray_environment(local_front_door()):  # the front door `linkproc up` has
+        ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING")
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"enable_access_log": False})
     serve.run(build_app(overrides), name=settings.serve_app_name, route_prefix="/")
     base = f"http://127.0.0.1:{port}"
