@@ -334,8 +334,10 @@ def creation_ms(wakes: list[Wake], started_ms: dict[str, set[int]]) -> tuple[dic
     """Per role, how long each wake's actor took to be alive, and how many wakes found no new actor.
 
     The backend's is measured from the save being sent (the ingress creates
-    it); the processor's from the backend being alive (the backend's poke
-    creates it). Each wake is matched with the org's first actor of that name
+    it); the processor's from the backend being alive: what the wake waits
+    for after its backend. The backend's poke creates the processor, or the
+    ingress started it alongside (``LINKPROC_PREWAKES``), and then it may be
+    alive first (a negative time). Each wake is matched with the org's first actor of that name
     that started after the save was sent. Every actor lives at least the idle
     TTL, so the twice-a-second view of live actors sees each one.
     """

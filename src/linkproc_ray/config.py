@@ -74,12 +74,25 @@ class Settings(BaseSettings):
     idle_ttl: float = Field(default=600.0, gt=0, description="Seconds an idle org actor lives on.")
     sweep_interval: float = Field(default=30.0, gt=0)
     # benchmarks/churn.py: an ingress replica grows 9-41 KB per org wake (Ray keeps its
-    # handle to every backend actor it called, dead ones too), so 10,000 wakes is
+    # handle to every org actor it called or created, dead ones too), so 10,000 is
     # 0.1-0.4 GB before Serve replaces it; at 10,000 orgs' busiest hour, every ~2 hours.
     ingress_recycle_after: int = Field(
         default=10_000,
         ge=1,
-        description="Org wakes an ingress replica serves before it asks Serve to replace it.",
+        description=(
+            "Org actors an ingress replica holds handles to before it asks Serve to replace it: "
+            "one per org wake, two when a save woke the processor alongside the backend."
+        ),
+    )
+    # benchmarks/storm.py: two processors started early (each the first of a storm's saves)
+    # cost the other 28 orgs' saves ~1.5 s at p50; a lone wake gains 0.3 s (adapters/actors.py Prewakes).
+    prewakes: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "A save wakes a cold org's processor alongside its backend while fewer than this many other "
+            "orgs are waking through the same ingress replica (1: lone wakes only; 0: never)."
+        ),
     )
     summarizer: Literal["extractive", "vllm", "openai", "serve"] = Field(
         default="extractive",

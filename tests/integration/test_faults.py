@@ -176,8 +176,10 @@ def test_many_concurrent_calls_at_a_cold_processor_open_its_store_once(org, sett
 
 def test_idle_actors_hibernate_and_wake_from_their_files(api, page_server, org, settings: Settings, metrics_port):
     short = settings.model_copy(update={"idle_ttl": 2.0, "sweep_interval": 1.0})
+    # Both live first, with the short TTL: the save below finds them (the ingress
+    # would otherwise wake the processor with its own settings alongside the backend).
     backend = backend_handle(org, short)
-    ray.get(backend.stats.remote())
+    ray.get([backend.stats.remote(), processor_handle(org, short).stats.remote()])
     first = api.post("/links", json={"url": page_server.article_url(article_ids()[7])}).json()
     wait_for(lambda: terminal(api, first["id"]))
     pids = {
@@ -202,7 +204,7 @@ def test_idle_actors_hibernate_and_wake_from_their_files(api, page_server, org, 
             ray.get_actor(name, namespace=NAMESPACE)
     assert [path for path in log_files if path.exists()] == [], "a hibernated actor leaves no files for Ray to scan"
 
-    # The next request wakes the backend (with the ingress's settings) and its poke wakes the processor.
+    # The next request wakes the backend, and the processor alongside it, with the ingress's settings.
     poked = time.monotonic()
     second = api.post("/links", json={"url": page_server.article_url(article_ids()[8])}).json()
     wait_for(lambda: "v1.LinkProcessingStarted" in names_for(api, second["id"]))

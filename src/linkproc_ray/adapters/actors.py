@@ -12,7 +12,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, TypeVar, cast
 
 import ray
@@ -315,16 +316,39 @@ class NamedActor:
                 self._on_new_incarnation()
         return handle
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def call(
+        self,
+        method: str,
+        *args: Any,
+        waking: Callable[[], AbstractContextManager[None]] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Call ``method``, retrying for up to ``patience`` seconds while the actor restarts or wakes.
 
         Past that, :class:`Unavailable` (503): the caller may retry later; nothing was lost.
+
+        :param waking: entered (once) when this call has to look the actor up,
+            so that it may be waking, and held until the call ends (see :class:`Prewakes`).
         """
+        with ExitStack() as held:
+            return await self._call(method, args, kwargs, waking, held)
+
+    async def _call(
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        waking: Callable[[], AbstractContextManager[None]] | None,
+        held: ExitStack,
+    ) -> Any:
         deadline = time.monotonic() + self._patience
         attempt = 0
         while True:
             if self._handle is None:
                 self._handle = self._look_up()
+                if waking is not None:
+                    held.enter_context(waking())
+                    waking = None
             ref = getattr(self._handle, method).remote(*args, **kwargs)
             try:
                 return await ref
@@ -350,14 +374,60 @@ class NamedActor:
                 raise
 
 
-class ActorBackend:
-    """An org's backend actor behind the core's :class:`OrgBackend` protocol."""
+class Prewakes:
+    """Wakes an org's processor alongside its backend on a save, when few orgs are waking.
 
-    def __init__(self, org: str, settings: Settings, on_new_incarnation: Callable[[], None] | None = None) -> None:
+    Left to itself, a cold org's processor is created when its backend, once
+    started, pokes it: two worker starts one after the other, about 0.5 s each
+    on an idle node here. Started together, a lone wake reaches its first
+    Started in about the time of one (benchmarks/churn.py, one org at a time:
+    1,045 -> 714 ms). But a processor started early takes a place in the
+    node's start queue ahead of other orgs' backends, so only a save that
+    finds fewer than ``below`` (``LINKPROC_PREWAKES``) other orgs waking
+    through this process does it: when many orgs wake at once, saves come
+    before background work.
+    """
+
+    def __init__(self, wake: Callable[[str], None], below: int) -> None:
+        self._wake = wake
+        self.below = below
+        self.waking = 0
+        """Saves in flight that looked their org's backend up, and so may be waking it."""
+
+    @contextmanager
+    def alongside(self, org: str) -> Iterator[None]:
+        """Held while a save looks up (and so may wake) ``org``'s backend."""
+        if self.waking < self.below:
+            try:
+                self._wake(org)
+            except Exception:  # an early start only: the backend's poke wakes the processor anyway
+                log.warning("could not wake the processor of %s early", org, exc_info=True)
+        self.waking += 1
+        try:
+            yield
+        finally:
+            self.waking -= 1
+
+
+class ActorBackend:
+    """An org's backend actor behind the core's :class:`OrgBackend` protocol.
+
+    With ``prewakes`` (the ingress), the calls that make work for the
+    processor wake it alongside a waking backend.
+    """
+
+    def __init__(
+        self,
+        org: str,
+        settings: Settings,
+        on_new_incarnation: Callable[[], None] | None = None,
+        prewakes: Prewakes | None = None,
+    ) -> None:
         self._actor = NamedActor(lambda: backend_handle(org, settings), on_new_incarnation=on_new_incarnation)
+        self._waking = None if prewakes is None else functools.partial(prewakes.alongside, org)
 
     async def push(self, parent: int, events: list[NewEvent]) -> PushResult:
-        result: PushResult = await self._actor.call("push", parent, events)
+        result: PushResult = await self._actor.call("push", parent, events, waking=self._waking)
         return result
 
     async def pull(self, after: int = 0, limit: int = DEFAULT_PULL_LIMIT, wait: float = 0.0) -> PullResult:
@@ -365,15 +435,17 @@ class ActorBackend:
         return result
 
     async def append(self, events: list[EventArgs]) -> PushResult:
-        result: PushResult = await self._actor.call("append", events)
+        result: PushResult = await self._actor.call("append", events, waking=self._waking)
         return result
 
     async def create_link(self, url: str, domain: str, source: str | None, link_id: str) -> tuple[JSON, bool]:
-        result: tuple[JSON, bool] = await self._actor.call("create_link", url, domain, source, link_id)
+        result: tuple[JSON, bool] = await self._actor.call(
+            "create_link", url, domain, source, link_id, waking=self._waking
+        )
         return result
 
     async def import_links(self, bookmarks: list[NewBookmark]) -> list[JSON]:
-        result: list[JSON] = await self._actor.call("import_links", bookmarks)
+        result: list[JSON] = await self._actor.call("import_links", bookmarks, waking=self._waking)
         return result
 
     async def get_link(self, link_id: str) -> JSON | None:
@@ -415,16 +487,21 @@ class RayGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._backends: dict[str, ActorBackend] = {}
+        self.prewakes = Prewakes(self._wake_processor, settings.prewakes)
         self.incarnations_held = 0
-        """Backend actor incarnations this process has held a handle to (see :meth:`worn_out`)."""
+        """Org actor incarnations this process has held a handle to (see :meth:`worn_out`)."""
 
     async def backend(self, org: str) -> ActorBackend:
         if org not in self._backends:
-            self._backends[org] = ActorBackend(org, self.settings, self._count_incarnation)
+            self._backends[org] = ActorBackend(org, self.settings, self._count_incarnation, self.prewakes)
         return self._backends[org]
 
     def _count_incarnation(self) -> None:
         self.incarnations_held += 1
+
+    def _wake_processor(self, org: str) -> None:
+        processor_handle(org, self.settings)
+        self._count_incarnation()  # as a backend's: the handle may be a new incarnation's
 
     def worn_out(self) -> bool:
         """Whether this process should be replaced: it holds more dead orgs' handles than it may.
