@@ -136,6 +136,18 @@ def metric_series() -> tuple[int, int] | None:
     return len(series), sum(1 for line in series if line.startswith("ray_linkproc_"))
 
 
+def function_table() -> tuple[int, int]:
+    """Entries and bytes of the GCS's function table: the pickled classes and functions processes stored.
+
+    Ray keeps them for the job's life. It found the processor's class stored
+    again by every backend that created it (adapters/class_ids.py).
+    """
+    from ray.experimental import internal_kv
+
+    keys = internal_kv._internal_kv_list(b"", namespace=b"fun")
+    return len(keys), sum(len(internal_kv._internal_kv_get(key, namespace=b"fun") or b"") for key in keys)
+
+
 def cpu_share_by_third(samples: list[JSON], series: str) -> JSON:
     """A process's share of one core in each third of the run, from its cumulative CPU seconds."""
     thirds = []
@@ -184,6 +196,7 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
     entries = actor_table()
     dead = sum(1 for entry in entries.values() if entry["State"] == "DEAD")
     counted = metric_series()
+    functions, function_bytes = function_table()
     return {
         "t": round(time.monotonic() - started, 2),
         "wakes": wakes_done,
@@ -201,6 +214,8 @@ def sample(watch: Watch, wakes_done: int, started: float) -> JSON:
         "ingress_rss_mb": round(ingress, 2),
         "actor_entries": len(entries),
         "dead_actor_entries": dead,
+        "function_table_entries": functions,
+        "function_table_kb": round(function_bytes / 1024, 1),
         "cluster_cpu_s": round(watch.cpu.seconds, 2),
     }
 
@@ -459,6 +474,7 @@ def flags(samples: list[JSON], wakes: list[Wake], cache_limit: int) -> JSON:
         "raylet_rss_mb": growth([float(s["raylet_rss_mb"]) for s in samples], floor=5.0),
         "wake_ms_p50": growth(rolling, floor=100.0, share=0.2),
         "actor_entries": growth(entries, floor=50.0),
+        "function_table_kb": growth([float(s["function_table_kb"]) for s in samples], floor=100.0),
         "agent_rss_mb": growth([float(s["agent_rss_mb"]) for s in samples], floor=5.0),
         "metric_series": growth(
             [float(s["metric_series"]) for s in samples if s["metric_series"] is not None], floor=50.0
@@ -530,6 +546,8 @@ def markdown(result: JSON) -> str:
         f"| metric series on the nodes start -> end (linkproc_ at the end) | {result['metric_series']['start']}"
         f" -> {result['metric_series']['end']} ({result['metric_series']['linkproc_end']}) |",
         f"| GCS actor entries start -> end | {result['actor_entries']['start']} -> {result['actor_entries']['end']} |",
+        f"| GCS function table entries / KB start -> end | {result['function_table']['start']} -> "
+        f"{result['function_table']['end']} |",
         f"| GCS bytes per actor entry | {result['gcs_bytes_per_actor_entry']} |",
         f"| GCS bytes per wake once the dead actors are at their bound | {result['gcs_bytes_per_wake_past_bounds']} |",
         f"| of them anonymous (heap, not the binary's pages) | {result['gcs_anon_bytes_per_wake_past_bounds']} |",
@@ -649,6 +667,10 @@ async def churn(
             "linkproc_end": samples[-1]["linkproc_metric_series"],
         },
         "placement": placement(watch),
+        "function_table": {
+            "start": [samples[0]["function_table_entries"], samples[0]["function_table_kb"]],
+            "end": [samples[-1]["function_table_entries"], samples[-1]["function_table_kb"]],
+        },
         "actor_entries": {
             "start": samples[0]["actor_entries"],
             "end": samples[-1]["actor_entries"],

@@ -38,7 +38,9 @@ def test_deciles_follow_the_order_wakes_ended_in():
     assert result["all"]["n"] == 100
 
 
-def sample(entries: int, gcs_mib: float, raylet_mib: float = 30.0, agent_mib: float = 120.0) -> dict[str, float]:
+def sample(
+    entries: int, gcs_mib: float, raylet_mib: float = 30.0, agent_mib: float = 120.0, function_kb: float = 230.0
+) -> dict[str, float]:
     return {
         "actor_entries": entries,
         "dead_actor_entries": entries,
@@ -46,6 +48,7 @@ def sample(entries: int, gcs_mib: float, raylet_mib: float = 30.0, agent_mib: fl
         "raylet_rss_mb": raylet_mib,
         "agent_rss_mb": agent_mib,
         "metric_series": 3000,
+        "function_table_kb": function_kb,
     }
 
 
@@ -85,6 +88,14 @@ def test_an_agent_that_keeps_growing_is_flagged_like_the_gcs():
     verdict = flags([sample(k, 50.0, agent_mib=120.0 + 10 * k) for k in range(12)], wakes, cache_limit=100_000)
     assert verdict["agent_rss_mb"]["flagged"] is True
     assert verdict["metric_series"]["flagged"] is False
+
+
+def test_a_function_table_that_gains_a_class_per_wake_is_flagged() -> None:
+    wakes = [Wake("o", i, wake_ms=2000.0, terminal_at=float(i)) for i in range(120)]
+    stored_again = flags([sample(k, 50.0, function_kb=230.0 + 19.6 * 10 * k) for k in range(12)], wakes, 100_000)
+    assert stored_again["function_table_kb"]["flagged"] is True
+    stored_once = flags([sample(k, 50.0) for k in range(12)], wakes, cache_limit=100_000)
+    assert stored_once["function_table_kb"]["flagged"] is False
 
 
 def test_a_sample_whose_metrics_endpoint_did_not_answer_is_left_out_of_the_series_verdict():

@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from linkproc_ray.adapters.class_ids import stable_class_id
 from linkproc_ray.adapters.metrics import org_metrics
 from linkproc_ray.adapters.worker_logs import own_log_files, remove_own_log_files
 from linkproc_ray.config import NAMESPACE, Settings
@@ -126,6 +127,7 @@ class _SingleFlight:
         await asyncio.shield(self._task)
 
 
+@stable_class_id
 @ray.remote
 class SyncBackendActor(_Hibernating):
     """``sync-backend:<org>``: the org's log, restored from ``backend.sqlite``."""
@@ -222,6 +224,7 @@ class SyncBackendActor(_Hibernating):
         }
 
 
+@stable_class_id
 @ray.remote
 class LinkProcessorActor(_Hibernating):
     """``link-processor:<org>``: the org's processor, restored from ``processor.sqlite``."""
