@@ -384,7 +384,7 @@ class Prewakes:
     started, pokes it: two worker starts one after the other, about 0.5 s each
     on an idle node here. Started together, a lone wake reaches its first
     Started in about the time of one (benchmarks/churn.py, one org at a time:
-    1,045 -> 714 ms). But a processor started early takes a place in the
+    about 1.07 -> 0.71 s, benchmarks/results/prewakes/). But a processor started early takes a place in the
     node's start queue ahead of other orgs' backends, so only a save that
     finds fewer than ``below`` (``LINKPROC_PREWAKES``) other orgs waking
     through this process does it: when many orgs wake at once, saves come

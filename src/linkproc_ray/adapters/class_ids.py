@@ -32,8 +32,11 @@ def code_version(module_name: str) -> str:
 def stable_class_id(actor_class: ActorClass) -> ActorClass:
     """Give a ``@ray.remote`` class the same creation descriptor in every process (see the module's docstring)."""
     meta: Any = actor_class.__ray_metadata__  # type: ignore[attr-defined]
-    random = meta.actor_creation_function_descriptor
+    per_process = meta.actor_creation_function_descriptor
     meta.actor_creation_function_descriptor = PythonFunctionDescriptor(
-        random.module_name, random.function_name, random.class_name, code_version(random.module_name)
+        per_process.module_name,
+        per_process.function_name,
+        per_process.class_name,
+        code_version(per_process.module_name),
     )
     return actor_class
