@@ -36,9 +36,12 @@ def live_actors() -> dict[str, dict[str, Any]]:
 
 def created_by_its_backend(org: str) -> bool:
     """Whether the org's live processor was created by its live backend (the poke), not by the saving process."""
-    live = wait_for(
-        lambda: (lambda a: a if {backend_name(org), processor_name(org)} <= a.keys() else None)(live_actors())
-    )
+
+    def both_live() -> dict[str, dict[str, Any]] | None:
+        live = live_actors()
+        return live if {backend_name(org), processor_name(org)} <= live.keys() else None
+
+    live = wait_for(both_live)
     assert isinstance(live, dict)
     owner, backend = live[processor_name(org)]["OwnerAddress"], live[backend_name(org)]["Address"]
     return bool((owner["IPAddress"], owner["Port"]) == (backend["IPAddress"], backend["Port"]))
