@@ -15,21 +15,20 @@ from linkproc_ray.config import NAMESPACE, Settings
 
 GCS_CHURN_BOUNDS: dict[str, int] = {
     # Every wake makes two named actors and every hibernation leaves two dead ones,
-    # which the GCS keeps for `ray list actors`: benchmarks/churn.py measured about
-    # 30 KB of GCS memory per dead entry, so Ray's default of 100,000 would let the
-    # GCS grow by about 3 GB. The last 1,000 (500 hibernations) are enough to debug with.
+    # which the GCS keeps for `ray list actors`: benchmarks/churn.py measured 18-52 KB
+    # of GCS memory per dead entry, so Ray's default of 100,000 would let the GCS grow
+    # by 1.7-5 GB. The last 1,000 (500 hibernations) are enough to debug with.
     "maximum_gcs_destroyed_actor_cached_count": 1_000,
+    # The GCS stores about two task events per wake (2,007 after churn-quick's 1,000) and
+    # each held about 3.4 KB (benchmarks/results/churn-diagnosis/task-events.json), so
+    # Ray's cap of 100,000 would hold about 330 MiB; the last 10,000 hold about 33.
+    "task_events_max_num_task_in_gcs": 10_000,
+    # A dead worker's subscriber state stays until the publisher times it out, at 300 s
+    # by default: at 1.8 exits a second that kept 1,000-1,500 of them; at 30 s, 89 (churn-quick).
+    "subscriber_timeout_ms": 30_000,
 }
 """What keeps the GCS from growing with wake/hibernate churn; ``cluster/*.yaml`` and
-``k8s/rayservice.yaml`` set the same as ``RAY_<name>`` on the head, where the GCS runs.
-
-Dead workers' subscriber state also grows with churn, one per exited actor worker,
-but Ray bounds it: its publisher drops a subscriber 300-900 s after it stopped
-polling (``subscriber_timeout_ms``, 300 s by default), so at 1.8 exits a second it
-saw-toothed between about 1,000 and 1,500 here. ``subscriber_timeout_ms=30000``
-would hold it near 120, but the integration suite on RAY_SYSTEM_CONFIG and that
-timeout failed the web page's keyboard reprocess test twice in a row (it passes
-alone), so it stays at Ray's default until that is understood."""
+``k8s/rayservice.yaml`` set the same as ``RAY_<name>`` on the head, where the GCS runs."""
 
 RAY_SYSTEM_CONFIG: dict[str, Any] = {
     # Ray kills idle workers above its soft limit (one per CPU) after 1 s; a burst's
