@@ -307,7 +307,10 @@ def test_reprocess_and_delete_from_the_keyboard(browser, context, serve_url, mak
 
     tab.page.focus("#url-input")
     tab.focus_by_tab(f"Reprocess {title}")
-    tab.page.keyboard.press("Enter")
+    # Waiting for the page's request first tells a page that never sent it from a server that never ran it.
+    with tab.page.expect_response(lambda response: response.url.endswith(f"/links/{link_id}/reprocess")) as answer:
+        tab.page.keyboard.press("Enter")
+    assert answer.value.status == 202, answer.value.text()
     wait_for(lambda: outcome_counts(api, link_id) == {"started": 2, "resumed": 0, "terminal": 2}, timeout=90)
     expect(tab.row(link_id).locator(".badge")).to_have_text("completed", timeout=SHORT)
     expect(other.row(link_id).locator(".badge")).to_have_text("completed", timeout=SHORT)
