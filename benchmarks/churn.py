@@ -685,12 +685,17 @@ async def churn(
     }
 
 
-def read_gcs_debug_counts() -> JSON:
-    """The first and last of this cluster's GCS debug dumps (see :func:`gcs_debug_counts`)."""
+def cluster_gcs_debug_counts() -> list[dict[str, int]]:
+    """:func:`gcs_debug_counts` of every dump this process's cluster's GCS has written so far."""
     import ray
 
     log = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "gcs_server.out"
-    counts = gcs_debug_counts(log.read_text(encoding="utf-8", errors="replace"))
+    return gcs_debug_counts(log.read_text(encoding="utf-8", errors="replace"))
+
+
+def read_gcs_debug_counts() -> JSON:
+    """The first and last of this cluster's GCS debug dumps (see :func:`gcs_debug_counts`)."""
+    counts = cluster_gcs_debug_counts()
     return {"dumps": len(counts), "first": counts[0] if counts else {}, "last": counts[-1] if counts else {}}
 
 

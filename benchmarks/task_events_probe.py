@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.churn import MIB, gcs_debug_counts, slope  # noqa: E402
+from benchmarks.churn import MIB, cluster_gcs_debug_counts, slope  # noqa: E402
 from benchmarks.gcs_churn_probe import gcs_process  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "churn-diagnosis"
@@ -45,14 +45,14 @@ def empty() -> None:
 
 
 def run_tasks(tasks: int, batch: int, every: int) -> list[dict[str, Any]]:
-    """Runs ``tasks`` empty tasks ``batch`` at a time; the GCS's RSS every ``every`` tasks."""
+    """Runs ``tasks`` empty tasks ``batch`` at a time (both multiples of it); the GCS's RSS every ``every`` tasks."""
     gcs = gcs_process()
     started = time.monotonic()
     samples = [{"tasks": 0, "t": 0.0, "gcs_rss_mb": round(gcs.memory_info().rss / MIB, 2)}]
     done = 0
     while done < tasks:
-        ray.get([empty.remote() for _ in range(min(batch, tasks - done))])
-        done = min(done + batch, tasks)
+        ray.get([empty.remote() for _ in range(batch)])
+        done += batch
         if done % every == 0 or done == tasks:
             rss = gcs.memory_info().rss / MIB
             samples.append({"tasks": done, "t": round(time.monotonic() - started, 1), "gcs_rss_mb": round(rss, 2)})
@@ -62,11 +62,10 @@ def run_tasks(tasks: int, batch: int, every: int) -> list[dict[str, Any]]:
 
 def stored_events(wait_s: float) -> int | None:
     """The task events the GCS holds, from its next debug dump (``None`` if none came within ``wait_s``)."""
-    log = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "gcs_server.out"
-    seen = len(gcs_debug_counts(log.read_text(encoding="utf-8", errors="replace")))
+    seen = len(cluster_gcs_debug_counts())
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        counts = gcs_debug_counts(log.read_text(encoding="utf-8", errors="replace"))
+        counts = cluster_gcs_debug_counts()
         if len(counts) > seen and "task_events_stored" in counts[-1]:
             return counts[-1]["task_events_stored"]
         time.sleep(1.0)
